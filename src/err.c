@@ -1,0 +1,19 @@
+/*
+ * Status code messages: the one place HERALD_ERRNO_MAP is expanded into text.
+ */
+#include "herald/err.h"
+
+const char *herald_strerror(int err)
+{
+    switch (err) {
+    case HERALD_OK:
+        return "success";
+#define XX(name, msg)                                                          \
+    case HERALD_E##name:                                                       \
+        return msg;
+        HERALD_ERRNO_MAP(XX)
+#undef XX
+    default:
+        return "unknown error";
+    }
+}
