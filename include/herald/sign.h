@@ -50,8 +50,11 @@ struct sign_key {
  * Decodes one configured secret for a scheme: "whsec_<base64>" for
  * standard-webhooks, "whsk_<base64>" for the Ed25519 variant, and for the
  * plain HMAC schemes the UTF-8 bytes of the secret as written (a "whsec_"
- * prefix is decoded like standard-webhooks). On failure returns
- * HERALD_EINVAL and writes the reason (never the secret) into why.
+ * prefix is decoded like standard-webhooks). A "whsec_" key decodes to 24
+ * to 64 bytes (the spec's 192 to 512 bits); "whsk_" holds the 32-byte seed
+ * (a 64-byte seed||public key is accepted when the halves agree). On
+ * failure returns HERALD_EINVAL and writes the reason (never the secret)
+ * into why.
  */
 int sign_key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key, char *why,
                     size_t whylen);
@@ -82,20 +85,46 @@ struct sign_headers {
 /*
  * Computes the headers herald sends for one request. header_name overrides
  * the scheme's default where the scheme takes one (NULL: default).
- * Returns 0, HERALD_ENOMEM or HERALD_ECRYPTO. out must be released with
- * sign_headers_release() whatever the result.
+ * Every key signs; with no keys the Standard Webhooks schemes still send
+ * webhook-id and webhook-timestamp and the other schemes send nothing.
+ * For message-field, a NULL in->message means "take the "message" member
+ * of the body". Returns 0, HERALD_ENOMEM, HERALD_ECRYPTO, or HERALD_EINVAL
+ * for what sign_request_check() refuses. out is overwritten and must be
+ * released with sign_headers_release() whatever the result.
  */
 int sign_request(enum sign_scheme scheme, const char *header_name, const struct sign_key *keys,
                  size_t nkeys, const struct sign_input *in, struct sign_headers *out);
 void sign_headers_release(struct sign_headers *out);
 
 /*
+ * Says why sign_request() would refuse: a header_name that is not an HTTP
+ * token (or names a framing header), a webhook-id that is not 1 to 256
+ * visible ASCII characters (event_check_ident's rule), a negative
+ * timestamp, or a message-field body with no string "message" member. in
+ * may be NULL to check only header_name (when a subscription is loaded).
+ * 0 or HERALD_EINVAL with the reason in why.
+ */
+int sign_request_check(enum sign_scheme scheme, const char *header_name,
+                       const struct sign_input *in, char *why, size_t whylen);
+
+#define SIGN_ED25519_SIG_LEN 64
+#define SIGN_PUBLIC_KEY_MAX  64 /* "whpk_" + base64 of 32 bytes + NUL */
+
+/* Ed25519 over arbitrary bytes with a decoded "whsk_" key; for tests. */
+int sign_ed25519(const struct sign_key *key, const void *msg, size_t len,
+                 unsigned char sig[SIGN_ED25519_SIG_LEN]);
+/* Writes "whpk_<base64>", the public half of a decoded "whsk_" key. */
+int sign_public_key(const struct sign_key *key, char *out, size_t outlen);
+
+/*
  * Receiver side, for `herald verify` and tests: checks the given request
  * headers (name/value pairs, names case-insensitive) against body with the
  * secret (for Ed25519 a "whpk_" public key or a "whsk_" secret key).
  * now/tolerance_s bound the timestamp of timestamped schemes in both
- * directions. Returns 0 when valid, HERALD_EREFUSED with the reason in why
- * when not, HERALD_EINVAL when the secret itself is unusable.
+ * directions (a negative tolerance_s skips that check). Any one matching
+ * signature is enough. Returns 0 when valid, HERALD_EREFUSED with the reason
+ * in why when not, HERALD_EINVAL when the secret itself is unusable, or
+ * HERALD_ENOMEM / HERALD_ECRYPTO.
  */
 int sign_verify(enum sign_scheme scheme, const char *header_name, const char *secret,
                 const char *const *names, const char *const *values, size_t nheaders,
