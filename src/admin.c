@@ -421,7 +421,7 @@ int admin_subs(int argc, char **argv, char **envp)
     {
         int sub_argc = argc;
         char **sub_argv = argv;
-        optind = 1;
+        optind = 0; /* 0, not 1: makes glibc forget the "+" mode of the first scan */
         while ((c = getopt_long(sub_argc, sub_argv, "c:r:t:jsh", opts, NULL)) != -1) {
             switch (c) {
             case 't': a.tenant = optarg; break;

@@ -94,22 +94,12 @@ struct writer {
     struct buf numtmp; /* NUL-terminated copy of a long number for strtod */
 };
 
-/* 1 for bytes that may stand unescaped in a JSON string and need no further
- * decoding: printable ASCII except '"' and '\\'. */
-static const unsigned char plain_byte[256] = {
-    ['\x20'] = 1, ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['('] = 1,
-    [')'] = 1,    ['*'] = 1, ['+'] = 1, [','] = 1, ['-'] = 1, ['.'] = 1, ['/'] = 1,  ['0'] = 1,
-    ['1'] = 1,    ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,  ['8'] = 1,
-    ['9'] = 1,    [':'] = 1, [';'] = 1, ['<'] = 1, ['='] = 1, ['>'] = 1, ['?'] = 1,  ['@'] = 1,
-    ['A'] = 1,    ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,  ['H'] = 1,
-    ['I'] = 1,    ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1,  ['P'] = 1,
-    ['Q'] = 1,    ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1,  ['X'] = 1,
-    ['Y'] = 1,    ['Z'] = 1, ['['] = 1, [']'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1,  ['a'] = 1,
-    ['b'] = 1,    ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,  ['i'] = 1,
-    ['j'] = 1,    ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,  ['q'] = 1,
-    ['r'] = 1,    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,  ['y'] = 1,
-    ['z'] = 1,    ['{'] = 1, ['|'] = 1, ['}'] = 1, ['~'] = 1, ['\x7f'] = 1,
-};
+/* Bytes that may stand unescaped in a JSON string and need no decoding:
+ * printable ASCII (DEL included, as JSON allows) except '"' and '\\'. */
+static inline bool plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
 
 static const char hexdigits[] = "0123456789abcdef";
 
@@ -238,7 +228,7 @@ static int parse_string(struct parser *p, uint8_t *flags)
     for (;;) {
         unsigned char c;
 
-        while (pos < len && plain_byte[s[pos]])
+        while (pos < len && plain_byte(s[pos]))
             pos++;
         if (pos >= len)
             return HERALD_EPARSE;
@@ -251,7 +241,14 @@ static int parse_string(struct parser *p, uint8_t *flags)
             if (pos + 1 >= len)
                 return HERALD_EPARSE;
             switch (s[pos + 1]) {
-            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
                 pos += 2;
                 break;
             case 'u':
@@ -285,13 +282,20 @@ static unsigned decode_escape(const unsigned char *s, size_t *i, size_t stop)
 
     *i += 2;
     switch (e) {
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    case 'u': break;
-    default: return e; /* '"', '\\', '/' */
+    case 'b':
+        return '\b';
+    case 'f':
+        return '\f';
+    case 'n':
+        return '\n';
+    case 'r':
+        return '\r';
+    case 't':
+        return '\t';
+    case 'u':
+        break;
+    default:
+        return e; /* '"', '\\', '/' */
     }
     cu = hex4(s + *i);
     *i += 4;
@@ -651,13 +655,26 @@ static bool digits_k(double x, int k, char *d, int *e)
 /*
  * The fewest significant digits that read back as x, nearest x among those:
  * what V8's shortest mode yields. Whether some k-digit value reads back as x
- * is monotone in k, so k is found by bisection over 1..17 (17 always works).
+ * is monotone in k, so k is found by bisection. The source literal, with
+ * hint significant digits, is itself such a value, which bounds the search;
+ * and since most producers already print shortest digits, hint - 1 is tried
+ * first so that the usual answer costs two probes.
  */
-static int shortest_digits(double x, char *d, int *exp10)
+static int shortest_digits(double x, int hint, char *d, int *exp10)
 {
     char cand[17];
-    int lo = 1, hi = 17, best = 0, ce;
+    int lo = 1, hi = hint < 1 || hint > 17 ? 17 : hint, best = 0, ce;
 
+    if (hi > 1) {
+        if (digits_k(x, hi - 1, cand, &ce)) {
+            hi--;
+            best = hi;
+            memcpy(d, cand, (size_t)hi);
+            *exp10 = ce;
+        } else {
+            lo = hi;
+        }
+    }
     while (lo < hi) {
         int mid = (lo + hi) / 2;
         if (digits_k(x, mid, cand, &ce)) {
@@ -676,9 +693,29 @@ static int shortest_digits(double x, char *d, int *exp10)
     return hi;
 }
 
+/* Significant digits of a number literal (leading and trailing zeros of the
+ * digit sequence left out), ignoring any exponent. */
+static int literal_digits(const char *tok, size_t len)
+{
+    size_t first = 0, last = 0, n = 0;
+
+    for (size_t i = 0; i < len && tok[i] != 'e' && tok[i] != 'E'; i++) {
+        if (!is_digit((unsigned char)tok[i]))
+            continue;
+        n++;
+        if (tok[i] != '0') {
+            if (!first)
+                first = n;
+            last = n;
+        }
+    }
+    return first ? (last - first + 1 > 17 ? 17 : (int)(last - first + 1)) : 0;
+}
+
 /* Number::toString(x) into dst (at least 32 bytes), with JSON.stringify's
- * "null" for the infinities a huge literal parses to. */
-static size_t format_number(double x, char *dst)
+ * "null" for the infinities a huge literal parses to; hint is the literal's
+ * significant digit count (0 if unknown). */
+static size_t format_number(double x, int hint, char *dst)
 {
     char d[17];
     size_t o = 0;
@@ -696,7 +733,7 @@ static size_t format_number(double x, char *dst)
         dst[o++] = '-';
         x = -x;
     }
-    k = shortest_digits(x, d, &e);
+    k = shortest_digits(x, hint, d, &e);
     n = e + 1; /* x = 0.d * 10^n in the specification's terms */
     if (k <= n && n <= 21) {
         memcpy(dst + o, d, (size_t)k);
@@ -736,14 +773,22 @@ static int emit_codepoint(struct buf *out, unsigned cp)
     unsigned char u8[6];
 
     switch (cp) {
-    case '"': return buf_append(out, "\\\"", 2);
-    case '\\': return buf_append(out, "\\\\", 2);
-    case '\b': return buf_append(out, "\\b", 2);
-    case '\f': return buf_append(out, "\\f", 2);
-    case '\n': return buf_append(out, "\\n", 2);
-    case '\r': return buf_append(out, "\\r", 2);
-    case '\t': return buf_append(out, "\\t", 2);
-    default: break;
+    case '"':
+        return buf_append(out, "\\\"", 2);
+    case '\\':
+        return buf_append(out, "\\\\", 2);
+    case '\b':
+        return buf_append(out, "\\b", 2);
+    case '\f':
+        return buf_append(out, "\\f", 2);
+    case '\n':
+        return buf_append(out, "\\n", 2);
+    case '\r':
+        return buf_append(out, "\\r", 2);
+    case '\t':
+        return buf_append(out, "\\t", 2);
+    default:
+        break;
     }
     if (cp < 0x20 || (cp >= 0xd800 && cp <= 0xdfff)) {
         u8[0] = '\\';
@@ -823,7 +868,7 @@ static int emit_number(struct writer *w, const struct node *n)
             return rc;
         z = w->numtmp.data;
     }
-    return buf_append(w->out, txt, format_number(strtod(z, NULL), txt));
+    return buf_append(w->out, txt, format_number(strtod(z, NULL), literal_digits(tok, len), txt));
 }
 
 static bool same_key(const struct member *a, const struct member *b)
@@ -961,13 +1006,20 @@ static int emit_value(struct writer *w, uint32_t idx)
     int rc;
 
     switch (n->type) {
-    case T_NULL: return buf_append(w->out, "null", 4);
-    case T_TRUE: return buf_append(w->out, "true", 4);
-    case T_FALSE: return buf_append(w->out, "false", 5);
-    case T_NUMBER: return emit_number(w, n);
-    case T_STRING: return emit_string(w, n);
-    case T_OBJECT: return emit_object(w, idx);
-    default: break;
+    case T_NULL:
+        return buf_append(w->out, "null", 4);
+    case T_TRUE:
+        return buf_append(w->out, "true", 4);
+    case T_FALSE:
+        return buf_append(w->out, "false", 5);
+    case T_NUMBER:
+        return emit_number(w, n);
+    case T_STRING:
+        return emit_string(w, n);
+    case T_OBJECT:
+        return emit_object(w, idx);
+    default:
+        break;
     }
     if ((rc = buf_appendc(w->out, '[')))
         return rc;

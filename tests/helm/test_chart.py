@@ -295,23 +295,22 @@ class KeyOracle:
         self.bin = os.environ.get("HERALD_BIN") or None
         self.mode = "list"
         self.keys = set(KNOWN_KEYS)
+        self.keys_from = "the design's key list"
         if self.bin and os.access(self.bin, os.X_OK):
+            try:
+                out = subprocess.run([self.bin, "--help-config"], capture_output=True, text=True, timeout=30)
+                keys = set(re.findall(r"^\s*([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)\b", out.stdout, flags=re.M))
+                if out.returncode == 0 and len(keys) >= 10:
+                    self.keys = keys
+                    self.keys_from = f"\"{self.bin} --help-config\""
+                    self.mode = "help-config"
+            except (OSError, subprocess.TimeoutExpired):
+                pass
             empty = self.workdir / "empty.conf"
             empty.write_text("")
             r = self._check_config(empty, {})
             if r is not None and r.returncode == 0:
                 self.mode = "check-config"
-            else:
-                try:
-                    out = subprocess.run([self.bin, "--help-config"], capture_output=True, text=True,
-                                         timeout=30)
-                    keys = set(re.findall(r"^\s*([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)\b",
-                                          out.stdout, flags=re.M))
-                    if out.returncode == 0 and len(keys) >= 10:
-                        self.keys = keys
-                        self.mode = "help-config"
-                except (OSError, subprocess.TimeoutExpired):
-                    pass
         print(f"note: config keys are checked with {self.describe()}")
 
     def describe(self):
@@ -369,7 +368,8 @@ def container_env(container):
             v = str(e["value"])
             v = re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), v)
         elif "secretKeyRef" in (e.get("valueFrom") or {}):
-            v = "placeholder-secret"
+            # A Secret holding the whole Redis URL holds a URL.
+            v = "redis://:placeholder@redis:6379/0" if e["name"] == "HERALD_REDIS_URL" else "placeholder"
         else:
             v = "placeholder"
         env[e["name"]] = v
@@ -756,7 +756,7 @@ BAD_VALUES = [
 ]
 
 
-def schema_tests(res, renderer, base_values, all_options):
+def schema_tests(res, renderer, base_values, all_options, oracle):
     schema = json.loads((CHART / "values.schema.json").read_text())
 
     def meta():
@@ -769,6 +769,17 @@ def schema_tests(res, renderer, base_values, all_options):
     def valid(v):
         return [f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message}" for e in validator.iter_errors(v)]
     res.run("values.yaml validates against the schema", valid, base_values)
+
+    def schema_knows_herald_keys():
+        props = set(schema["properties"]["config"]["properties"])
+        # redis.url is set through redis.url / the Secret references, never in config.
+        want = {k for k in oracle.keys if k != "redis.url"}
+        problems = [f"config key \"{k}\" (from {oracle.keys_from}) is missing from values.schema.json"
+                    for k in sorted(want - props)]
+        problems += [f"values.schema.json allows config key \"{k}\", which herald does not accept"
+                     for k in sorted(props - want) if not k.startswith("kafka.")]
+        return problems
+    res.run("values.schema.json config keys are exactly the keys herald accepts", schema_knows_herald_keys)
     res.run("values.yaml + ci/all-options-values.yaml validates against the schema", valid,
             deep_merge(base_values, all_options))
 
@@ -883,8 +894,12 @@ BREAKAGE = [
      "{{- include \"herald.confFile\" . | nindent 4 }}\n    delivery.bogus = 1", "delivery.bogus"),
     ("HPA rendered unconditionally", "hpa.yaml", "{{- if and .Values.autoscaling.enabled (not .Values.keda.enabled) }}",
      "{{- if true }}", "HorizontalPodAutoscaler"),
-    ("metadata address allowed", "networkpolicy.yaml", "cidr: 0.0.0.0/0", "cidr: 0.0.0.0/1",
-     "169.254.169.254"),
+    ("metadata address allowed", "networkpolicy.yaml", "{{- with $np.webhooks.ipv4Except }}",
+     "{{- with without $np.webhooks.ipv4Except \"169.254.0.0/16\" }}", "169.254.169.254"),
+    ("private ranges allowed", "networkpolicy.yaml", "{{- with $np.webhooks.ipv4Except }}",
+     "{{- with list \"169.254.0.0/16\" }}", "does not exclude 10.1.2.3"),
+    ("IPv6 link-local allowed", "networkpolicy.yaml", "{{- with $np.webhooks.ipv6Except }}",
+     "{{- with list \"fc00::/7\" }}", "fe80::1"),
     ("retry topics missing from KEDA", "keda-scaledobject.yaml",
      "{{- range splitList \",\" (include \"herald.retryTopics\" .) }}", "{{- range list }}", "retry tiers"),
     ("root filesystem writable", "deployment.yaml", "{{- toYaml .Values.securityContext | nindent 12 }}",
@@ -938,7 +953,7 @@ def main():
         res.run("Chart.yaml, templates and README are in place", chart_yaml_ok)
         res.run("yamllint: Chart.yaml, values.yaml, ci/*.yaml", lint_sources)
         res.run("README.md documents every value", readme_documents_values, base_values)
-        schema_tests(res, renderer, base_values, all_options)
+        schema_tests(res, renderer, base_values, all_options, oracle)
 
         for label, overrides, values in (
                 ("default values", [], base_values),

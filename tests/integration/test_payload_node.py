@@ -225,7 +225,8 @@ def numbers(rng):
             continue
         docs += [repr(x), "%.17g" % x, "%.*e" % (rng.randint(0, 16), x)]
     for i in range(1, 23):  # around the exponent-form switches at 1e21 and 1e-7
-        docs += ["1e%d" % i, "1e-%d" % i, "123e%d" % i, "1.5e-%d" % i, "9" * i, "0." + "0" * i + "1"]
+        docs += ["1e%d" % i, "1e-%d" % i, "123e%d" % i, "1.5e-%d" % i, "9" * i,
+                 "0." + "0" * i + "1"]
     return docs
 
 

@@ -161,7 +161,7 @@ static const struct pcase compact_numbers[] = {
     {S("2.0000000000000004"), S("2.0000000000000004")},
     {S("0.0000000000000000000000000000000000000000000000000000000000001"), S("1e-61")},
     {S("10000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
-        "0000000000000000"),
+       "0000000000000000"),
      S("1e+101")},
     {S("1.00000000000000000000000000000000000000000000000000000000000000000000000001"), S("1")},
     {S("9.999999999999999e22"), S("1e+23")},
@@ -194,8 +194,7 @@ static const struct pcase compact_strings[] = {
     {S("\"\\u2028\\u2029\""), S("\"\342\200\250\342\200\251\"")},
     {S("\"\342\200\250\342\200\251\""), S("\"\342\200\250\342\200\251\"")},
     {S("\"\303\251\""), S("\"\303\251\"")},
-    {S("\"\346\227\245\346\234\254\350\252\236\""),
-     S("\"\346\227\245\346\234\254\350\252\236\"")},
+    {S("\"\346\227\245\346\234\254\350\252\236\""), S("\"\346\227\245\346\234\254\350\252\236\"")},
     {S("\"\360\237\230\200\""), S("\"\360\237\230\200\"")},
     {S("\"\\ud83d\\ude00\""), S("\"\360\237\230\200\"")},
     {S("\"\\uD83D\\uDE00\""), S("\"\360\237\230\200\"")},
@@ -288,20 +287,20 @@ static const struct pcase compact_structures[] = {
      S("{\"0\":\"d\",\"1\":\"c\",\"b\":\"e\"}")},
     {S("{\"\\n\":1,\"\\u000a\":2,\"\\/\":3,\"/\":4}"), S("{\"\\n\":2,\"/\":4}")},
     {S("{\"k0\":0,\"k1\":1,\"k2\":2,\"k3\":3,\"k4\":4,\"k5\":5,\"k6\":6,\"k7\":7,\"k8\":8,\"k9"
-        "\":9,\"k10\":10,\"k11\":11,\"k12\":12,\"k13\":13,\"k14\":14,\"k15\":15,\"k16\":16,\"k1"
-        "7\":17,\"k18\":18,\"k19\":19,\"k20\":20,\"k21\":21,\"k22\":22,\"k0\":23,\"k1\":24,\"k2"
-        "\":25,\"k3\":26,\"k4\":27,\"k5\":28,\"k6\":29,\"k7\":30,\"k8\":31,\"k9\":32,\"k10\":33"
-        ",\"k11\":34,\"k12\":35,\"k13\":36,\"k14\":37,\"k15\":38,\"k16\":39,\"7\":40,\"3\":41,"
-        "\"k5\":42,\"10\":43,\"3\":44,\"z\":45,\"0\":46,\"k0\":47}"),
+       "\":9,\"k10\":10,\"k11\":11,\"k12\":12,\"k13\":13,\"k14\":14,\"k15\":15,\"k16\":16,\"k1"
+       "7\":17,\"k18\":18,\"k19\":19,\"k20\":20,\"k21\":21,\"k22\":22,\"k0\":23,\"k1\":24,\"k2"
+       "\":25,\"k3\":26,\"k4\":27,\"k5\":28,\"k6\":29,\"k7\":30,\"k8\":31,\"k9\":32,\"k10\":33"
+       ",\"k11\":34,\"k12\":35,\"k13\":36,\"k14\":37,\"k15\":38,\"k16\":39,\"7\":40,\"3\":41,"
+       "\"k5\":42,\"10\":43,\"3\":44,\"z\":45,\"0\":46,\"k0\":47}"),
      S("{\"0\":46,\"3\":44,\"7\":40,\"10\":43,\"k0\":47,\"k1\":24,\"k2\":25,\"k3\":26,\"k4\":2"
        "7,\"k5\":42,\"k6\":29,\"k7\":30,\"k8\":31,\"k9\":32,\"k10\":33,\"k11\":34,\"k12\":35,"
        "\"k13\":36,\"k14\":37,\"k15\":38,\"k16\":39,\"k17\":17,\"k18\":18,\"k19\":19,\"k20\":2"
        "0,\"k21\":21,\"k22\":22,\"z\":45}")},
     {S("{\"m00\":0,\"m01\":1,\"m02\":2,\"m03\":3,\"m04\":4,\"m05\":5,\"m06\":6,\"m07\":7,\"m08"
-        "\":8,\"m09\":9,\"m10\":10,\"m11\":11,\"m12\":12,\"m13\":13,\"m14\":14,\"m15\":15,\"m16"
-        "\":16,\"m17\":17,\"m18\":18,\"m19\":19,\"m20\":20,\"m21\":21,\"m22\":22,\"m23\":23,\"m"
-        "24\":24,\"m25\":25,\"m26\":26,\"m27\":27,\"m28\":28,\"m29\":29,\"m00\":30,\"m29\":31,"
-        "\"5\":32}"),
+       "\":8,\"m09\":9,\"m10\":10,\"m11\":11,\"m12\":12,\"m13\":13,\"m14\":14,\"m15\":15,\"m16"
+       "\":16,\"m17\":17,\"m18\":18,\"m19\":19,\"m20\":20,\"m21\":21,\"m22\":22,\"m23\":23,\"m"
+       "24\":24,\"m25\":25,\"m26\":26,\"m27\":27,\"m28\":28,\"m29\":29,\"m00\":30,\"m29\":31,"
+       "\"5\":32}"),
      S("{\"5\":32,\"m00\":30,\"m01\":1,\"m02\":2,\"m03\":3,\"m04\":4,\"m05\":5,\"m06\":6,\"m07"
        "\":7,\"m08\":8,\"m09\":9,\"m10\":10,\"m11\":11,\"m12\":12,\"m13\":13,\"m14\":14,\"m15"
        "\":15,\"m16\":16,\"m17\":17,\"m18\":18,\"m19\":19,\"m20\":20,\"m21\":21,\"m22\":22,\"m"
@@ -454,16 +453,12 @@ static const struct pcase message_cases[] = {
     {S("\"plain\""), S("{\"message\":\"\\\"plain\\\"\"}")},
     {S("123"), S("{\"message\":\"123\"}")},
     {S("null"), S("{\"message\":\"null\"}")},
-    {S("{\"x\":\"\\u001f\"}\015\012"),
-     S("{\"message\":\"{\\\"x\\\":\\\"\\\\u001f\\\"}\\r\\n\"}")},
+    {S("{\"x\":\"\\u001f\"}\015\012"), S("{\"message\":\"{\\\"x\\\":\\\"\\\\u001f\\\"}\\r\\n\"}")},
 };
 
 static const struct pcase message_invalid[] = {
-    {S("{\"a\":1"), NULL, 0},
-    {S(""), NULL, 0},
-    {S("NaN"), NULL, 0},
-    {S("{\"a\":\"\011\"}"), NULL, 0},
-    {S("[1,]"), NULL, 0},
+    {S("{\"a\":1"), NULL, 0},         {S(""), NULL, 0},     {S("NaN"), NULL, 0},
+    {S("{\"a\":\"\011\"}"), NULL, 0}, {S("[1,]"), NULL, 0},
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -472,13 +467,12 @@ static void print_case(const char *what, size_t i, const struct pcase *c, int rc
                        const struct buf *out)
 {
     print_error("%s case %zu: input '%.*s'\n  want '%.*s'\n  got  rc %d '%.*s'\n", what, i,
-                (int)c->inlen, c->in, c->out ? (int)c->outlen : 6, c->out ? c->out : "<fail>",
-                rc, (int)out->len, out->data ? out->data : "");
+                (int)c->inlen, c->in, c->out ? (int)c->outlen : 6, c->out ? c->out : "<fail>", rc,
+                (int)out->len, out->data ? out->data : "");
 }
 
 /* Runs a table through one mode; each success is compared byte for byte. */
-static void run_table(const char *what, enum payload_mode mode, const struct pcase *cases,
-                      size_t n)
+static void run_table(const char *what, enum payload_mode mode, const struct pcase *cases, size_t n)
 {
     size_t bad = 0;
 
@@ -556,29 +550,29 @@ static void test_compact_idempotent(void **state)
 static void test_compact_invalid_utf8(void **state)
 {
     static const struct pcase cases[] = {
-        {S("\"\x80\""), NULL, 0},             /* lone continuation byte */
+        {S("\"\x80\""), NULL, 0}, /* lone continuation byte */
         {S("\"\xbf\""), NULL, 0},
-        {S("\"\xc0\x80\""), NULL, 0},         /* overlong NUL */
-        {S("\"\xc1\xbf\""), NULL, 0},         /* overlong 2-byte */
-        {S("\"\xe0\x80\xaf\""), NULL, 0},     /* overlong 3-byte '/' */
-        {S("\"\xe0\x9f\xbf\""), NULL, 0},     /* overlong U+07FF */
-        {S("\"\xf0\x8f\xbf\xbf\""), NULL, 0}, /* overlong U+FFFF */
-        {S("\"\xed\xa0\x80\""), NULL, 0},     /* encoded surrogate U+D800 */
-        {S("\"\xed\xbf\xbf\""), NULL, 0},     /* encoded surrogate U+DFFF */
+        {S("\"\xc0\x80\""), NULL, 0},                 /* overlong NUL */
+        {S("\"\xc1\xbf\""), NULL, 0},                 /* overlong 2-byte */
+        {S("\"\xe0\x80\xaf\""), NULL, 0},             /* overlong 3-byte '/' */
+        {S("\"\xe0\x9f\xbf\""), NULL, 0},             /* overlong U+07FF */
+        {S("\"\xf0\x8f\xbf\xbf\""), NULL, 0},         /* overlong U+FFFF */
+        {S("\"\xed\xa0\x80\""), NULL, 0},             /* encoded surrogate U+D800 */
+        {S("\"\xed\xbf\xbf\""), NULL, 0},             /* encoded surrogate U+DFFF */
         {S("\"\xed\xa0\xbd\xed\xb8\x80\""), NULL, 0}, /* CESU-8 pair */
-        {S("\"\xf4\x90\x80\x80\""), NULL, 0}, /* U+110000 */
+        {S("\"\xf4\x90\x80\x80\""), NULL, 0},         /* U+110000 */
         {S("\"\xf5\x80\x80\x80\""), NULL, 0},
         {S("\"\xff\""), NULL, 0},
         {S("\"\xfe\""), NULL, 0},
-        {S("\"\xc3\""), NULL, 0},             /* truncated 2-byte */
-        {S("\"\xe6\x97\""), NULL, 0},         /* truncated 3-byte */
-        {S("\"\xf0\x9f\x98\""), NULL, 0},     /* truncated 4-byte */
-        {S("\"\xc3"), NULL, 0},               /* truncated at end of input */
-        {S("\"\xc3\x28\""), NULL, 0},         /* bad continuation */
+        {S("\"\xc3\""), NULL, 0},         /* truncated 2-byte */
+        {S("\"\xe6\x97\""), NULL, 0},     /* truncated 3-byte */
+        {S("\"\xf0\x9f\x98\""), NULL, 0}, /* truncated 4-byte */
+        {S("\"\xc3"), NULL, 0},           /* truncated at end of input */
+        {S("\"\xc3\x28\""), NULL, 0},     /* bad continuation */
         {S("\"\xe2\x28\xa1\""), NULL, 0},
-        {S("[\xc3\xa9]"), NULL, 0},           /* non-ASCII outside a string */
-        {S("\xef\xbb\xbf{}"), NULL, 0},       /* UTF-8 byte order mark */
-        {S("{\"\xff\":1}"), NULL, 0},         /* in a key */
+        {S("[\xc3\xa9]"), NULL, 0},     /* non-ASCII outside a string */
+        {S("\xef\xbb\xbf{}"), NULL, 0}, /* UTF-8 byte order mark */
+        {S("{\"\xff\":1}"), NULL, 0},   /* in a key */
     };
     /* The edges of each valid range are accepted and kept as they are. */
     static const struct pcase edges[] = {
@@ -740,7 +734,8 @@ static void test_append_and_restore(void **state)
     static const char ev[] = "{\"data\":[1.0],\"id\":\"x\"}";
     enum payload_mode modes[] = {PAYLOAD_RAW, PAYLOAD_COMPACT, PAYLOAD_DATA, PAYLOAD_MESSAGE};
     const char *want[] = {"pre:{\"data\":[1.0],\"id\":\"x\"}", "pre:{\"data\":[1],\"id\":\"x\"}",
-                          "pre:[1.0]", "pre:{\"message\":\"{\\\"data\\\":[1.0],\\\"id\\\":\\\"x\\\"}\"}"};
+                          "pre:[1.0]",
+                          "pre:{\"message\":\"{\\\"data\\\":[1.0],\\\"id\\\":\\\"x\\\"}\"}"};
     struct buf out;
 
     (void)state;
