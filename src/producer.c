@@ -197,11 +197,30 @@ static int try_produce(struct producer *p, const char *topic, const char *key, s
                        void *value, size_t len, rd_kafka_headers_t *headers, void *opaque,
                        bool free_value)
 {
-    rd_kafka_resp_err_t err =
-        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
-                          RD_KAFKA_V_VALUE(value, len),
-                          RD_KAFKA_V_MSGFLAGS(free_value ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY),
-                          RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    /* rd_kafka_produceva, not the RD_KAFKA_V_* macros: those are GNU statement expressions. */
+    rd_kafka_vu_t vu[6];
+    rd_kafka_error_t *error;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+    vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+    vu[0].u.cstr = topic;
+    vu[1].vtype = RD_KAFKA_VTYPE_KEY;
+    vu[1].u.mem.ptr = (void *)key;
+    vu[1].u.mem.size = key_len;
+    vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
+    vu[2].u.mem.ptr = value;
+    vu[2].u.mem.size = len;
+    vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+    vu[3].u.i = free_value ? RD_KAFKA_MSG_F_FREE : RD_KAFKA_MSG_F_COPY;
+    vu[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
+    vu[4].u.ptr = opaque;
+    vu[5].vtype = RD_KAFKA_VTYPE_HEADERS;
+    vu[5].u.headers = headers;
+    error = rd_kafka_produceva(p->rk, vu, headers ? 6 : 5);
+    if (error) {
+        err = rd_kafka_error_code(error);
+        rd_kafka_error_destroy(error);
+    }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return HERALD_EFULL;
     if (err) {
