@@ -51,23 +51,38 @@ static int days_from_civil(int y, int m, int d, int64_t *days)
     return 0;
 }
 
+/* Reads exactly n ASCII digits at *p: sscanf's %d would also take signs and blanks. */
+static int take_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (!isdigit((unsigned char)**p))
+            return HERALD_EINVAL;
+        v = v * 10 + (**p - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 int event_parse_time(const char *s, int64_t *ms)
 {
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec, n = 0;
+    int y, mo, d, h, mi, sec;
     int64_t days, frac_ms = 0, off_s = 0;
-    const char *p;
+    const char *p = s;
 
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+    if (take_digits(&p, 4, &y) || *p++ != '-' || take_digits(&p, 2, &mo) || *p++ != '-' ||
+        take_digits(&p, 2, &d))
         return HERALD_EINVAL;
-    p = s + 10;
     if (*p != 'T' && *p != 't' && *p != ' ')
         return HERALD_EINVAL;
     p++;
-    if (sscanf(p, "%2d:%2d:%2d%n", &h, &mi, &sec, &n) != 3 || n != 8)
+    if (take_digits(&p, 2, &h) || *p++ != ':' || take_digits(&p, 2, &mi) || *p++ != ':' ||
+        take_digits(&p, 2, &sec))
         return HERALD_EINVAL;
-    p += 8;
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
+        return HERALD_EINVAL;
+    if (mo == 2 && d == 29 && (y % 4 != 0 || (y % 100 == 0 && y % 400 != 0)))
         return HERALD_EINVAL;
     if (*p == '.') {
         int digits = 0;
@@ -83,11 +98,11 @@ int event_parse_time(const char *s, int64_t *ms)
     if (*p == 'Z' || *p == 'z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+        int oh, om, sign = *p++ == '+' ? 1 : -1;
+        if (take_digits(&p, 2, &oh) || *p++ != ':' || take_digits(&p, 2, &om) || oh > 23 ||
+            om > 59)
             return HERALD_EINVAL;
-        off_s = (oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
-        p += 6;
+        off_s = (oh * 3600 + om * 60) * sign;
     } else {
         return HERALD_EINVAL;
     }
