@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,7 @@ static const char delete_script[] =
     "return 1\n";
 
 struct admin {
-    struct config cfg;
-    redisContext *rc;
+    struct admin_ctx ctx;
     bool json;
     bool show_secrets;
     const char *tenant;
@@ -72,13 +72,40 @@ static void subs_usage(FILE *out)
             "  delete ID                  remove a subscription\n");
 }
 
-static int connect_redis(struct admin *a)
+int admin_ctx_init(struct admin_ctx *a, const char *config_path, const char *redis_url,
+                   char **envp)
+{
+    char err[512];
+    memset(a, 0, sizeof(*a));
+    if (config_init(&a->cfg))
+        return 1;
+    if ((config_path && config_load_file(&a->cfg, config_path, err, sizeof(err))) ||
+        config_load_env(&a->cfg, envp, err, sizeof(err)) ||
+        (redis_url && config_set(&a->cfg, "redis.url", redis_url, err, sizeof(err)))) {
+        fprintf(stderr, "herald: %s\n", err);
+        config_release(&a->cfg);
+        return 2;
+    }
+    return 0;
+}
+
+void admin_ctx_release(struct admin_ctx *a)
+{
+    if (a->rc)
+        redisFree(a->rc);
+    a->rc = NULL;
+    config_release(&a->cfg);
+}
+
+int admin_redis(struct admin_ctx *a)
 {
     struct redis_url u;
     struct timeval tv = {a->cfg.redis_timeout_ms / 1000, (a->cfg.redis_timeout_ms % 1000) * 1000};
     redisReply *r;
     char url[512];
 
+    if (a->rc)
+        return 0;
     if (redis_url_parse(a->cfg.redis_url, &u)) {
         fprintf(stderr, "herald: invalid value for \"redis.url\"\n");
         return 2;
@@ -88,11 +115,13 @@ static int connect_redis(struct admin *a)
         config_redact_url(a->cfg.redis_url, url, sizeof(url));
         fprintf(stderr, "herald: cannot connect to Redis at \"%s\": %s\n", url,
                 a->rc ? a->rc->errstr : "out of memory");
+        memset(u.password, 0, sizeof(u.password));
         return 1;
     }
     redisSetTimeout(a->rc, tv);
     if (u.password[0]) {
         r = redisCommand(a->rc, "AUTH %s", u.password);
+        memset(u.password, 0, sizeof(u.password));
         if (!r || r->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "herald: Redis AUTH failed: %s\n", r ? r->str : a->rc->errstr);
             freeReplyObject(r);
@@ -110,6 +139,25 @@ static int connect_redis(struct admin *a)
         freeReplyObject(r);
     }
     return 0;
+}
+
+redisReply *admin_command(struct admin_ctx *a, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    va_start(ap, fmt);
+    r = redisvCommand(a->rc, fmt, ap);
+    va_end(ap);
+    if (!r) {
+        fprintf(stderr, "herald: Redis: %s\n", a->rc->errstr);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        fprintf(stderr, "herald: Redis: %s\n", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
 }
 
 static char *read_all(FILE *f, size_t *len)
@@ -150,20 +198,6 @@ static char *read_all(FILE *f, size_t *len)
     return p;
 }
 
-static redisReply *command_ok(struct admin *a, redisReply *r)
-{
-    if (!r) {
-        fprintf(stderr, "herald: Redis: %s\n", a->rc->errstr);
-        return NULL;
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-        fprintf(stderr, "herald: Redis: %s\n", r->str);
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
-}
-
 static int cmd_put(struct admin *a, int argc, char **argv)
 {
     const char *path = argc > 1 ? argv[1] : "-";
@@ -194,21 +228,21 @@ static int cmd_put(struct admin *a, int argc, char **argv)
         free(doc);
         return 1;
     }
-    if (a->cfg.delivery_https_only && strncmp(sub->url, "https://", 8) != 0) {
+    if (a->ctx.cfg.delivery_https_only && strncmp(sub->url, "https://", 8) != 0) {
         fprintf(stderr, "herald: invalid subscription: field \"url\": delivery.https_only is "
                         "set, so the URL must be https\n");
         subs_unref(sub);
         free(doc);
         return 1;
     }
-    if ((rc = connect_redis(a))) {
+    if ((rc = admin_redis(&a->ctx))) {
         subs_unref(sub);
         free(doc);
         return rc;
     }
     snprintf(key, sizeof(key), "herald:sub:%s", sub->id);
-    r = command_ok(a, redisCommand(a->rc, "EVAL %s 1 %s %b %s %s", put_script, key, doc, len,
-                                   sub->tenant, sub->id));
+    r = admin_command(&a->ctx, "EVAL %s 1 %s %b %s %s", put_script, key, doc, len, sub->tenant,
+                      sub->id);
     free(doc);
     if (!r) {
         subs_unref(sub);
@@ -252,9 +286,9 @@ static int cmd_get(struct admin *a, int argc, char **argv)
         subs_usage(stderr);
         return 2;
     }
-    if ((rc = connect_redis(a)))
+    if ((rc = admin_redis(&a->ctx)))
         return rc;
-    r = command_ok(a, redisCommand(a->rc, "GET herald:sub:%s", argv[1]));
+    r = admin_command(&a->ctx, "GET herald:sub:%s", argv[1]);
     if (!r)
         return 1;
     if (r->type != REDIS_REPLY_STRING) {
@@ -311,16 +345,16 @@ static int cmd_list(struct admin *a)
 {
     redisReply *ids = NULL, *r;
     int rc;
-    if ((rc = connect_redis(a)))
+    if ((rc = admin_redis(&a->ctx)))
         return rc;
     if (!a->json)
         printf("%-24s %-16s %-8s %-40s %s\n", "ID", "TENANT", "STATUS", "URL", "EVENTS");
     if (a->tenant) {
-        ids = command_ok(a, redisCommand(a->rc, "SMEMBERS herald:tenant:%s", a->tenant));
+        ids = admin_command(&a->ctx, "SMEMBERS herald:tenant:%s", a->tenant);
         if (!ids)
             return 1;
         for (size_t i = 0; i < ids->elements; i++) {
-            r = command_ok(a, redisCommand(a->rc, "GET herald:sub:%s", ids->element[i]->str));
+            r = admin_command(&a->ctx, "GET herald:sub:%s", ids->element[i]->str);
             if (r && r->type == REDIS_REPLY_STRING)
                 print_row(a, r->str, r->len);
             freeReplyObject(r);
@@ -331,15 +365,15 @@ static int cmd_list(struct admin *a)
     {
         char cursor[32] = "0";
         do {
-            r = command_ok(a, redisCommand(a->rc, "SCAN %s MATCH herald:sub:* COUNT 500", cursor));
+            r = admin_command(&a->ctx, "SCAN %s MATCH herald:sub:* COUNT 500", cursor);
             if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
                 freeReplyObject(r);
                 return 1;
             }
             snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
             for (size_t i = 0; i < r->element[1]->elements; i++) {
-                redisReply *d = command_ok(a, redisCommand(a->rc, "GET %s",
-                                                           r->element[1]->element[i]->str));
+                redisReply *d =
+                    admin_command(&a->ctx, "GET %s", r->element[1]->element[i]->str);
                 if (d && d->type == REDIS_REPLY_STRING)
                     print_row(a, d->str, d->len);
                 freeReplyObject(d);
@@ -359,10 +393,10 @@ static int cmd_delete(struct admin *a, int argc, char **argv)
         subs_usage(stderr);
         return 2;
     }
-    if ((rc = connect_redis(a)))
+    if ((rc = admin_redis(&a->ctx)))
         return rc;
     snprintf(key, sizeof(key), "herald:sub:%s", argv[1]);
-    r = command_ok(a, redisCommand(a->rc, "EVAL %s 1 %s %s", delete_script, key, argv[1]));
+    r = admin_command(&a->ctx, "EVAL %s 1 %s %s", delete_script, key, argv[1]);
     if (!r)
         return 1;
     if (r->integer == 0) {
@@ -386,61 +420,49 @@ int admin_subs(int argc, char **argv, char **envp)
                                          {NULL, 0, NULL, 0}};
     struct admin a;
     const char *config_path = NULL, *redis_url = NULL;
-    char err[512];
-    int c, rc = 2;
+    int c, rc;
 
     memset(&a, 0, sizeof(a));
-    if (config_init(&a.cfg))
-        return 1;
-    optind = 0;
-    /* "+" keeps getopt from permuting: options before and after the command both work. */
-    while ((c = getopt_long(argc, argv, "+c:r:t:jsh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'r': redis_url = optarg; break;
-        case 't': a.tenant = optarg; break;
-        case 'j': a.json = true; break;
-        case 's': a.show_secrets = true; break;
-        case 'h': subs_usage(stdout); rc = 0; goto out;
-        default: subs_usage(stderr); goto out;
-        }
-    }
-    if ((config_path && config_load_file(&a.cfg, config_path, err, sizeof(err))) ||
-        config_load_env(&a.cfg, envp, err, sizeof(err)) ||
-        (redis_url && config_set(&a.cfg, "redis.url", redis_url, err, sizeof(err)))) {
-        fprintf(stderr, "herald: %s\n", err);
-        goto out;
-    }
-    argc -= optind;
-    argv += optind;
-    if (argc < 1) {
-        subs_usage(stderr);
-        goto out;
-    }
-    /* Options may also follow the command word. */
-    {
-        int sub_argc = argc;
-        char **sub_argv = argv;
-        optind = 0; /* 0, not 1: makes glibc forget the "+" mode of the first scan */
-        while ((c = getopt_long(sub_argc, sub_argv, "c:r:t:jsh", opts, NULL)) != -1) {
+    /*
+     * Options may come before or after the command word: "+" stops the first
+     * scan at the command, and a second scan (optind = 0 makes glibc forget the
+     * "+" mode) reads the options that follow it.
+     */
+    for (int pass = 0; pass < 2; pass++) {
+        optind = 0;
+        while ((c = getopt_long(argc, argv, pass ? "c:r:t:jsh" : "+c:r:t:jsh", opts, NULL)) !=
+               -1) {
             switch (c) {
+            case 'c': config_path = optarg; break;
+            case 'r': redis_url = optarg; break;
             case 't': a.tenant = optarg; break;
             case 'j': a.json = true; break;
             case 's': a.show_secrets = true; break;
-            case 'r':
-                if (config_set(&a.cfg, "redis.url", optarg, err, sizeof(err))) {
-                    fprintf(stderr, "herald: %s\n", err);
-                    goto out;
-                }
-                break;
-            default: subs_usage(stderr); goto out;
+            case 'h': subs_usage(stdout); return 0;
+            default: subs_usage(stderr); return 2;
             }
         }
-        /* Remaining positional arguments, after the command word. */
-        argc = 1 + (sub_argc - optind);
-        for (int i = 0; i < sub_argc - optind; i++)
-            argv[1 + i] = sub_argv[optind + i];
+        if (pass == 0) {
+            argc -= optind - 1;
+            argv += optind - 1; /* argv[0] is now the word before the command */
+            if (argc < 2) {
+                subs_usage(stderr);
+                return 2;
+            }
+            argc--;
+            argv++;
+        }
     }
+    /* After the second scan GNU getopt has moved the positional arguments to the end. */
+    {
+        int npos = argc - optind;
+        for (int i = 0; i < npos; i++)
+            argv[1 + i] = argv[optind + i];
+        argc = 1 + npos;
+    }
+    if ((rc = admin_ctx_init(&a.ctx, config_path, redis_url, envp)))
+        return rc;
+    rc = 2;
     if (!strcmp(argv[0], "put"))
         rc = cmd_put(&a, argc, argv);
     else if (!strcmp(argv[0], "get"))
@@ -451,9 +473,136 @@ int admin_subs(int argc, char **argv, char **envp)
         rc = cmd_delete(&a, argc, argv);
     else
         subs_usage(stderr);
+    admin_ctx_release(&a.ctx);
+    return rc;
+}
+
+/* --- herald attempts ---------------------------------------------------------------- */
+
+static void attempts_usage(FILE *out)
+{
+    fprintf(out, "usage: herald attempts [--config FILE] [--redis URL] SUBSCRIPTION [--failed] "
+                 "[--limit N] [--json]\n"
+                 "  newest first, from the Redis stream herald:attempts:SUBSCRIPTION\n");
+}
+
+static const char *json_str(const cJSON *o, const char *name)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+static double json_num(const cJSON *o, const char *name)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, name);
+    return cJSON_IsNumber(m) ? m->valuedouble : 0;
+}
+
+/* Prints one stream entry; returns true when it was printed (it passed the filter). */
+static bool print_attempt(const redisReply *entry, bool failed_only, bool json)
+{
+    const redisReply *fields;
+    const char *record = NULL;
+    cJSON *o;
+    bool failed;
+
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2)
+        return false;
+    fields = entry->element[1];
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (strcmp(fields->element[i]->str, "record") == 0)
+            record = fields->element[i + 1]->str;
+    if (!record || !(o = cJSON_Parse(record)))
+        return false;
+    failed = strcmp(json_str(o, "outcome"), "delivered") != 0;
+    if (failed_only && !failed) {
+        cJSON_Delete(o);
+        return false;
+    }
+    if (json) {
+        cJSON_AddStringToObject(o, "stream_id", entry->element[0]->str);
+        char *line = cJSON_PrintUnformatted(o);
+        printf("%s\n", line ? line : "{}");
+        free(line);
+    } else {
+        printf("%-16s %-24s %-20s %3d %4d %-13s %8.1fms %s\n", entry->element[0]->str,
+               json_str(o, "sent_at"), json_str(o, "event_id"), (int)json_num(o, "attempt"),
+               (int)json_num(o, "status"), json_str(o, "outcome"), json_num(o, "latency_ms"),
+               json_str(o, "error"));
+    }
+    cJSON_Delete(o);
+    return true;
+}
+
+int admin_attempts(int argc, char **argv, char **envp)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, 'r'},
+                                         {"failed", no_argument, NULL, 'f'},
+                                         {"limit", required_argument, NULL, 'n'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct admin_ctx a;
+    const char *config_path = NULL, *redis_url = NULL, *sub_id;
+    bool failed_only = false, json = false;
+    long limit = 20, shown = 0;
+    char start[64] = "+";
+    int c, rc;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "c:r:fn:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 'r': redis_url = optarg; break;
+        case 'f': failed_only = true; break;
+        case 'j': json = true; break;
+        case 'n':
+            limit = strtol(optarg, NULL, 10);
+            if (limit < 1 || limit > 100000) {
+                fprintf(stderr, "herald: --limit must be 1 to 100000\n");
+                return 2;
+            }
+            break;
+        case 'h': attempts_usage(stdout); return 0;
+        default: attempts_usage(stderr); return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        attempts_usage(stderr);
+        return 2;
+    }
+    sub_id = argv[optind];
+    if ((rc = admin_ctx_init(&a, config_path, redis_url, envp)))
+        return rc;
+    if ((rc = admin_redis(&a)))
+        goto out;
+    if (!json)
+        printf("%-16s %-24s %-20s %3s %4s %-13s %10s %s\n", "ID", "SENT_AT", "EVENT", "TRY",
+               "CODE", "OUTCOME", "LATENCY", "ERROR");
+    /* Page backwards through the stream until enough entries pass the filter. */
+    while (shown < limit) {
+        redisReply *r = admin_command(&a, "XREVRANGE herald:attempts:%s %s - COUNT %d", sub_id,
+                                      start, 200);
+        size_t n;
+        if (!r) {
+            rc = 1;
+            goto out;
+        }
+        n = r->elements;
+        for (size_t i = 0; i < n && shown < limit; i++)
+            if (print_attempt(r->element[i], failed_only, json))
+                shown++;
+        if (n > 0) {
+            /* Next page: strictly before the last id seen ("(" exclusive ranges need Redis 6.2). */
+            snprintf(start, sizeof(start), "(%s", r->element[n - 1]->element[0]->str);
+        }
+        freeReplyObject(r);
+        if (n < 200)
+            break;
+    }
+    rc = 0;
 out:
-    if (a.rc)
-        redisFree(a.rc);
-    config_release(&a.cfg);
+    admin_ctx_release(&a);
     return rc;
 }

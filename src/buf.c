@@ -106,6 +106,7 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
 int buf_append_json_str(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t start = b->len; /* a refused append leaves the buffer as it was */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char esc[7];
@@ -129,8 +130,12 @@ int buf_append_json_str(struct buf *b, const char *s, size_t n)
             }
         }
         rc = elen ? buf_append(b, esc, elen) : buf_appendc(b, (char)c);
-        if (rc)
+        if (rc) {
+            b->len = start;
+            if (b->data)
+                b->data[start] = '\0';
             return rc;
+        }
     }
     return 0;
 }

@@ -741,20 +741,21 @@ static bool kafka_key_secret(const char *k)
 
 void config_redact_url(const char *url, char *out, size_t outlen)
 {
-    const char *scheme = strstr(url, "://"), *at, *colon;
-    if (!scheme) {
-        snprintf(out, outlen, "%s", url);
-        return;
-    }
-    at = strchr(scheme + 3, '@');
+    /*
+     * The last '@' ends the credentials (as redis_url_parse reads them), so a
+     * password holding '@' or '/' is never partly printed; over-redacting a
+     * path that holds an '@' is harmless. curl also takes proxies without a
+     * scheme ("user:pass@host:port").
+     */
+    const char *scheme = strstr(url, "://");
+    const char *start = scheme ? scheme + 3 : url, *at = strrchr(start, '@'), *colon;
     if (!at) {
         snprintf(out, outlen, "%s", url);
         return;
     }
-    colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-    if (!colon)
-        colon = at; /* user only: still a credential for some servers */
-    snprintf(out, outlen, "%.*s****%s", (int)(colon - url + (colon != at)), url, at);
+    colon = memchr(start, ':', (size_t)(at - start));
+    /* Keep a user name before a password; a user name alone is still a credential. */
+    snprintf(out, outlen, "%.*s****%s", (int)((colon ? colon + 1 : start) - url), url, at);
 }
 
 static void value_text(const struct config *cfg, const struct cfg_key *k, char *out, size_t n)

@@ -6,6 +6,7 @@
 #include "herald/broker.h"
 #include "herald/config.h"
 #include "herald/log.h"
+#include "herald/replay.h"
 #include "herald/signtool.h"
 #include "herald/worker.h"
 
@@ -27,6 +28,10 @@ static void usage(FILE *out)
             "  broker [--partitions N] [--topics a,b] [--control]\n"
             "                                embedded Kafka for development and tests\n"
             "  subs put|get|list|delete      manage subscriptions in Redis\n"
+            "  attempts SUB [--failed]       recent delivery attempts of a subscription\n"
+            "  resend --sub SUB --event ID   deliver one event to one subscription again, now\n"
+            "  replay --sub SUB --since T [--until T]\n"
+            "                                re-read the events topics and deliver matches again\n"
             "  sign --scheme S --secret K    print the signature headers for a body on stdin\n"
             "  verify --scheme S --secret K --header 'Name: value' ...\n"
             "                                check a received request's signature\n"
@@ -128,6 +133,12 @@ int main(int argc, char **argv)
         rc = broker_main(argc - 1, argv + 1);
     } else if (!strcmp(argv[1], "subs")) {
         rc = admin_subs(argc - 1, argv + 1, environ);
+    } else if (!strcmp(argv[1], "attempts")) {
+        rc = admin_attempts(argc - 1, argv + 1, environ);
+    } else if (!strcmp(argv[1], "resend")) {
+        rc = replay_resend(argc - 1, argv + 1, environ);
+    } else if (!strcmp(argv[1], "replay")) {
+        rc = replay_replay(argc - 1, argv + 1, environ);
     } else if (!strcmp(argv[1], "sign")) {
         rc = signtool_sign(argc - 1, argv + 1);
     } else if (!strcmp(argv[1], "verify")) {

@@ -131,6 +131,9 @@ struct retry_decision retry_decide(const struct retry_policy *p, const struct at
     } else {
         d.tier = tier_of_delay(p, base);
         jittered = base + (int64_t)((double)base * p->jitter_pct / 100.0 * (2.0 * rnd - 1.0));
+        /* The downward jitter must not undercut a Retry-After inside its band. */
+        if (jittered < r->retry_after_ms)
+            jittered = r->retry_after_ms;
     }
     d.delay_ms = jittered > 0 ? jittered : 0;
     return d;
@@ -177,4 +180,34 @@ int retry_parse_after(const char *value, int64_t now_ms, int64_t *delay_ms)
         }
     }
     return HERALD_EINVAL;
+}
+
+static void hdr_int(rd_kafka_headers_t *h, const char *name, int64_t v)
+{
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    rd_kafka_header_add(h, name, -1, tmp, -1);
+}
+
+void retry_record_headers(const struct retry_record *r, rd_kafka_headers_t *h)
+{
+    rd_kafka_header_add(h, RETRY_H_EVENT_ID, -1, r->event_id, -1);
+    rd_kafka_header_add(h, RETRY_H_SUB, -1, r->sub_id, -1);
+    rd_kafka_header_add(h, RETRY_H_TENANT, -1, r->tenant, -1);
+    hdr_int(h, RETRY_H_ATTEMPT, r->attempt);
+    hdr_int(h, RETRY_H_FIRST_AT, r->first_at_ms);
+    if (r->due_at_ms)
+        hdr_int(h, RETRY_H_DUE_AT, r->due_at_ms);
+    hdr_int(h, RETRY_H_LAST_STATUS, r->last_status);
+    if (r->last_error && r->last_error[0])
+        rd_kafka_header_add(h, RETRY_H_LAST_ERROR, -1, r->last_error, -1);
+    if (r->reason)
+        rd_kafka_header_add(h, RETRY_H_REASON, -1, r->reason, -1);
+    if (r->manual)
+        rd_kafka_header_add(h, RETRY_H_MANUAL, -1, r->manual, -1);
+    if (r->src_topic) {
+        rd_kafka_header_add(h, RETRY_H_SRC_TOPIC, -1, r->src_topic, -1);
+        hdr_int(h, RETRY_H_SRC_PARTITION, r->src_partition);
+        hdr_int(h, RETRY_H_SRC_OFFSET, r->src_offset);
+    }
 }

@@ -181,7 +181,10 @@ static int check_url(const char *url, struct verr *e)
         rc = refuse(e, "url", "credentials in the URL are not allowed; use headers");
         goto done;
     }
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host) {
+    /* curl reads "https:///x" and "http:/x" as host "x": insist on "//" and an authority. */
+    if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host ||
+        strncmp(url + strlen(scheme), "://", 3) != 0 ||
+        strchr("/?#", url[strlen(scheme) + 3])) {
         rc = refuse(e, "url", "the URL has no host");
         goto done;
     }
@@ -224,7 +227,8 @@ static int get_int(const cJSON *root, const char *name, int64_t min, int64_t max
     if (!cJSON_IsNumber(m))
         return refuse(e, name, "must be an integer");
     d = m->valuedouble;
-    if (d != (double)(int64_t)d || d < (double)min || d > (double)max)
+    /* Range first: converting an out-of-range double to int64_t is undefined. */
+    if (d < (double)min || d > (double)max || d != (double)(int64_t)d)
         return refuse(e, name, "must be an integer from %lld to %lld", (long long)min,
                       (long long)max);
     *out = (int64_t)d;
@@ -364,6 +368,12 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
         if (subs_header_reserved(m->valuestring, NULL))
             return refuse(e, "signature_header", "\"%s\" is a header herald sets itself",
                           m->valuestring);
+        {
+            /* What the signer would refuse at send time (a name too long) is refused here. */
+            char reason[160] = "";
+            if (sign_request_check(sub->scheme, m->valuestring, NULL, reason, sizeof(reason)))
+                return refuse(e, "signature_header", "%s", reason);
+        }
         if ((rc = dup_str(&sub->signature_header, m->valuestring)))
             return rc;
     }
@@ -462,6 +472,26 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
     return 0;
 }
 
+/*
+ * True when the document holds a NUL, raw or as the escape "\u0000". cJSON
+ * decodes either into a NUL that silently ends the C string, so a header
+ * value, URL, identifier or secret would be cut short without notice (a plain
+ * HMAC secret "abc\u0000def" would sign with "abc").
+ */
+static bool has_nul(const char *json, size_t len)
+{
+    if (memchr(json, '\0', len))
+        return true;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (json[i] != '\\')
+            continue;
+        if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* the escaped character, which may itself be a backslash */
+    }
+    return false;
+}
+
 int subs_parse(const char *json, size_t len, struct sub **out, char *field, size_t fieldlen,
                char *why, size_t whylen)
 {
@@ -473,7 +503,20 @@ int subs_parse(const char *json, size_t len, struct sub **out, char *field, size
     *out = NULL;
     if (field && fieldlen)
         field[0] = '\0';
-    root = cJSON_ParseWithLength(json, len);
+    if (has_nul(json, len))
+        return refuse(&e, "(document)", "contains a NUL character (\\u0000), which no field "
+                                        "may hold");
+    {
+        /* cJSON stops after the first value: refuse what follows, as event_parse() does. */
+        const char *end = NULL;
+        root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+        while (root && (size_t)(end - json) < len && isspace((unsigned char)*end))
+            end++;
+        if (root && (size_t)(end - json) != len) {
+            cJSON_Delete(root);
+            root = NULL;
+        }
+    }
     if (!root)
         return refuse(&e, "(document)", "not valid JSON");
     sub = calloc(1, sizeof(*sub));

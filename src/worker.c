@@ -11,6 +11,7 @@
  */
 #include "herald/worker.h"
 #include "herald/attempts.h"
+#include "herald/autodisable.h"
 #include "herald/cache.h"
 #include "herald/clock.h"
 #include "herald/consumer.h"
@@ -36,21 +37,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
-
-/* Header names of retry and dead-letter records. */
-#define H_SUB "herald-subscription"
-#define H_TENANT "herald-tenant"
-#define H_ATTEMPT "herald-attempt"
-#define H_FIRST_AT "herald-first-attempt-at"
-#define H_DUE_AT "herald-due-at"
-#define H_LAST_STATUS "herald-last-status"
-#define H_LAST_ERROR "herald-last-error"
-#define H_REASON "herald-reason"
-#define H_DETAIL "herald-detail"
-#define H_SRC_TOPIC "herald-source-topic"
-#define H_SRC_PARTITION "herald-source-partition"
-#define H_SRC_OFFSET "herald-source-offset"
-#define H_EVENT_ID "herald-event-id"
 
 /* A retry record that comes due this close is sent now rather than waited for. */
 #define DUE_SLACK_MS 5
@@ -126,6 +112,7 @@ struct worker {
     struct consumer *consumer;
     struct dispatch *dispatch;
     struct attempts *attempts;
+    struct autodisable *autodisable;
     struct httpd *httpd;
     struct health health;
     struct topic_info *topics;
@@ -393,11 +380,11 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
             if (strncmp(name, "herald-", 7) != 0)
                 rd_kafka_header_add(rec->hdrs, name, -1, val, (ssize_t)sz);
     }
-    hdr_add_str(rec->hdrs, H_REASON, reason);
-    hdr_add_str(rec->hdrs, H_DETAIL, detail);
-    hdr_add_str(rec->hdrs, H_SRC_TOPIC, rd_kafka_topic_name(rkm->rkt));
-    hdr_add_int(rec->hdrs, H_SRC_PARTITION, rkm->partition);
-    hdr_add_int(rec->hdrs, H_SRC_OFFSET, rkm->offset);
+    hdr_add_str(rec->hdrs, RETRY_H_REASON, reason);
+    hdr_add_str(rec->hdrs, RETRY_H_DETAIL, detail);
+    hdr_add_str(rec->hdrs, RETRY_H_SRC_TOPIC, rd_kafka_topic_name(rkm->rkt));
+    hdr_add_int(rec->hdrs, RETRY_H_SRC_PARTITION, rkm->partition);
+    hdr_add_int(rec->hdrs, RETRY_H_SRC_OFFSET, rkm->offset);
     o->pending++;
     w->live_recs++;
     log_warn("worker", "dead-lettering offset %lld of \"%s\" [%d]: %s: %s",
@@ -406,22 +393,25 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
     send_rec(rec);
 }
 
-/* Common headers of a job's retry or dead-letter record. */
+/* The headers of a job's retry or dead-letter record. */
 static void job_headers(struct worker *w, const struct job *job, rd_kafka_headers_t *h,
-                        int attempt)
+                        int attempt, int64_t due_at, const char *reason)
 {
     const struct origin *o = job->origin;
-    hdr_add_str(h, H_EVENT_ID, job->ev->id);
-    hdr_add_str(h, H_SUB, job->sub->id);
-    hdr_add_str(h, H_TENANT, job->ev->tenant);
-    hdr_add_int(h, H_ATTEMPT, attempt);
-    hdr_add_int(h, H_FIRST_AT, job->first_at_ms);
-    hdr_add_int(h, H_LAST_STATUS, job->result.status);
-    if (job->error[0])
-        hdr_add_str(h, H_LAST_ERROR, job->error);
-    hdr_add_str(h, H_SRC_TOPIC, w->topics[o->topic].name);
-    hdr_add_int(h, H_SRC_PARTITION, o->partition);
-    hdr_add_int(h, H_SRC_OFFSET, o->offset);
+    struct retry_record r = {0};
+    r.event_id = job->ev->id;
+    r.sub_id = job->sub->id;
+    r.tenant = job->ev->tenant;
+    r.attempt = attempt;
+    r.first_at_ms = job->first_at_ms;
+    r.due_at_ms = due_at;
+    r.last_status = job->result.status;
+    r.last_error = job->error;
+    r.reason = reason;
+    r.src_topic = w->topics[o->topic].name;
+    r.src_partition = o->partition;
+    r.src_offset = o->offset;
+    retry_record_headers(&r, h);
 }
 
 static void send_job_rec(struct worker *w, struct job *job, bool retry)
@@ -449,12 +439,12 @@ static void send_job_rec(struct worker *w, struct job *job, bool retry)
     rec->job = job;
     if (retry) {
         rec->tier = (int)job->decision.tier;
-        job_headers(w, job, rec->hdrs, job->decision.next_attempt);
-        hdr_add_int(rec->hdrs, H_DUE_AT, clock_wall_ms() + job->decision.delay_ms);
+        job_headers(w, job, rec->hdrs, job->decision.next_attempt,
+                    clock_wall_ms() + job->decision.delay_ms, NULL);
     } else {
         rec->dlq_reason = metrics_dlq_reason_of(job->decision.reason);
-        job_headers(w, job, rec->hdrs, job->attempt);
-        hdr_add_str(rec->hdrs, H_REASON, job->decision.reason ? job->decision.reason : "unknown");
+        job_headers(w, job, rec->hdrs, job->attempt, 0,
+                    job->decision.reason ? job->decision.reason : "unknown");
     }
     w->live_recs++;
     send_rec(rec);
@@ -476,108 +466,19 @@ static void dlq_orphan(struct worker *w, struct event *ev, struct origin *o, con
     rec->own_value = true;
     rec->origin = o;
     rec->dlq_reason = metrics_dlq_reason_of(reason);
-    hdr_add_str(rec->hdrs, H_EVENT_ID, ev->id);
-    hdr_add_str(rec->hdrs, H_SUB, sub_id);
-    hdr_add_str(rec->hdrs, H_TENANT, ev->tenant);
-    hdr_add_int(rec->hdrs, H_ATTEMPT, attempt - 1);
-    hdr_add_int(rec->hdrs, H_FIRST_AT, first_at);
-    hdr_add_str(rec->hdrs, H_REASON, reason);
+    {
+        struct retry_record r = {0};
+        r.event_id = ev->id;
+        r.sub_id = sub_id;
+        r.tenant = ev->tenant;
+        r.attempt = attempt - 1;
+        r.first_at_ms = first_at;
+        r.reason = reason;
+        retry_record_headers(&r, rec->hdrs);
+    }
     o->pending++;
     w->live_recs++;
     send_rec(rec);
-}
-
-/* --- disabling a subscription (410 Gone) ------------------------------------------ */
-
-struct disable_op {
-    struct worker *w;
-    char *id;
-    char *tenant;
-    char *reason;
-};
-
-static const char disable_script[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2])\n"
-    "redis.call('PUBLISH', 'herald:changes', ARGV[3])\n"
-    "return 1\n";
-
-static void disable_op_free(struct disable_op *op)
-{
-    free(op->id);
-    free(op->tenant);
-    free(op->reason);
-    free(op);
-}
-
-static void on_disabled(struct redis *r, redisReply *reply, void *arg)
-{
-    struct disable_op *op = arg;
-    (void)r;
-    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        METRIC_INC(subscriptions_disabled);
-        log_warn("worker", "disabled subscription \"%s\": %s", op->id, op->reason);
-    } else {
-        log_warn("worker", "could not disable subscription \"%s\" (changed meanwhile or Redis "
-                 "unavailable)", op->id);
-    }
-    disable_op_free(op);
-}
-
-static void on_disable_get(struct redis *r, redisReply *reply, void *arg)
-{
-    struct disable_op *op = arg;
-    char key[200], *doc;
-    const char *argv[7];
-    size_t lens[7];
-
-    if (!reply || reply->type != REDIS_REPLY_STRING) {
-        disable_op_free(op);
-        return;
-    }
-    doc = subs_disable_doc(reply->str, reply->len, op->reason);
-    if (!doc) {
-        disable_op_free(op);
-        return;
-    }
-    snprintf(key, sizeof(key), "herald:sub:%s", op->id);
-    argv[0] = "EVAL";
-    argv[1] = disable_script;
-    argv[2] = "1";
-    argv[3] = key;
-    argv[4] = reply->str;
-    argv[5] = doc;
-    argv[6] = op->tenant;
-    for (int i = 0; i < 7; i++)
-        lens[i] = i == 4 ? reply->len : strlen(argv[i]);
-    if (redis_commandv(r, on_disabled, op, 7, argv, lens))
-        disable_op_free(op);
-    free(doc);
-}
-
-static void disable_sub(struct worker *w, const struct sub *sub, const char *reason)
-{
-    struct disable_op *op = calloc(1, sizeof(*op));
-    char key[200];
-    const char *argv[2];
-    size_t lens[2];
-    if (!op)
-        return;
-    op->w = w;
-    op->id = strdup(sub->id);
-    op->tenant = strdup(sub->tenant);
-    op->reason = strdup(reason);
-    if (!op->id || !op->tenant || !op->reason) {
-        disable_op_free(op);
-        return;
-    }
-    snprintf(key, sizeof(key), "herald:sub:%s", sub->id);
-    argv[0] = "GET";
-    argv[1] = key;
-    lens[0] = 3;
-    lens[1] = strlen(key);
-    if (redis_commandv(w->redis, on_disable_get, op, 2, argv, lens))
-        disable_op_free(op);
 }
 
 /* --- job completion ---------------------------------------------------------------- */
@@ -601,6 +502,7 @@ static void on_job_done(struct job *job, void *arg)
         src.offset = job->origin->offset;
         attempts_publish(w->attempts, job, retry_verdict_name(d.verdict),
                          d.verdict == RETRY_RETRY ? clock_wall_ms() + d.delay_ms : 0, &src);
+        autodisable_report(w->autodisable, job->sub, d.verdict == RETRY_DELIVERED);
         log_debug("worker", "event \"%s\" to subscription \"%s\" attempt %d: status %ld %s%s%s",
                   job->ev->id, job->sub->id, job->attempt, job->result.status,
                   retry_verdict_name(d.verdict), job->error[0] ? ": " : "", job->error);
@@ -613,7 +515,7 @@ static void on_job_done(struct job *job, void *arg)
         send_job_rec(w, job, true);
         break;
     case RETRY_GONE:
-        disable_sub(w, job->sub, "endpoint answered 410 Gone");
+        autodisable_disable(w->autodisable, job->sub, "endpoint answered 410 Gone");
         send_job_rec(w, job, false);
         break;
     case RETRY_GIVE_UP:
@@ -844,9 +746,9 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
 
     METRIC_INC(retries_consumed);
     rd_kafka_message_headers(rkm, &h);
-    if (!hdr_get(h, H_SUB, sub_id, sizeof(sub_id)) ||
-        !hdr_get(h, H_TENANT, tenant, sizeof(tenant)) || !hdr_get_int(h, H_ATTEMPT, &attempt) ||
-        !hdr_get_int(h, H_FIRST_AT, &first_at) || !hdr_get_int(h, H_DUE_AT, &due_at) ||
+    if (!hdr_get(h, RETRY_H_SUB, sub_id, sizeof(sub_id)) ||
+        !hdr_get(h, RETRY_H_TENANT, tenant, sizeof(tenant)) || !hdr_get_int(h, RETRY_H_ATTEMPT, &attempt) ||
+        !hdr_get_int(h, RETRY_H_FIRST_AT, &first_at) || !hdr_get_int(h, RETRY_H_DUE_AT, &due_at) ||
         attempt < 1 || attempt > 1000) {
         dlq_raw(w, rkm, o, "invalid_retry_record", "missing or malformed herald-* headers",
                 METRICS_DLQ_BAD_RETRY);
@@ -1275,7 +1177,8 @@ int worker_run(const struct config *cfg)
         goto out;
     }
     if (attempts_new(w.producer, w.redis, cfg->attempts_topic, cfg->attempts_history,
-                     &w.attempts))
+                     &w.attempts) ||
+        autodisable_new(w.loop, w.redis, cfg->disable_after_ms, &w.autodisable))
         goto out;
     dopts.timeout_ms = cfg->delivery_timeout_ms;
     dopts.connect_timeout_ms = cfg->delivery_connect_timeout_ms;
@@ -1321,6 +1224,7 @@ out:
     /* Jobs still held by the dispatcher are unsettled by design; free without settling. */
     dispatch_free(w.dispatch);
     attempts_free(w.attempts);
+    autodisable_free(w.autodisable);
     producer_free(w.producer);
     cache_free(w.cache);
     map_release(&w.waiting, waiting_free);

@@ -14,6 +14,7 @@
 #ifndef HERALD_RETRY_H
 #define HERALD_RETRY_H
 
+#include <librdkafka/rdkafka.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -89,5 +90,44 @@ struct retry_decision retry_decide(const struct retry_policy *p, const struct at
  * now_ms, wall clock). Returns 0 with *delay_ms >= 0, or HERALD_EINVAL.
  */
 int retry_parse_after(const char *value, int64_t now_ms, int64_t *delay_ms);
+
+/*
+ * Retry and dead-letter records: the Kafka value is the event exactly as
+ * consumed; the job's state travels in these headers, so the topics stay
+ * readable with any Kafka tool.
+ */
+#define RETRY_H_EVENT_ID "herald-event-id"
+#define RETRY_H_SUB "herald-subscription"
+#define RETRY_H_TENANT "herald-tenant"
+#define RETRY_H_ATTEMPT "herald-attempt"
+#define RETRY_H_FIRST_AT "herald-first-attempt-at"
+#define RETRY_H_DUE_AT "herald-due-at"
+#define RETRY_H_LAST_STATUS "herald-last-status"
+#define RETRY_H_LAST_ERROR "herald-last-error"
+#define RETRY_H_REASON "herald-reason"
+#define RETRY_H_DETAIL "herald-detail"
+#define RETRY_H_SRC_TOPIC "herald-source-topic"
+#define RETRY_H_SRC_PARTITION "herald-source-partition"
+#define RETRY_H_SRC_OFFSET "herald-source-offset"
+#define RETRY_H_MANUAL "herald-manual"
+
+struct retry_record {
+    const char *event_id;
+    const char *sub_id;
+    const char *tenant;
+    int attempt;          /* the attempt number the record carries */
+    int64_t first_at_ms;  /* wall time of attempt 1 */
+    int64_t due_at_ms;    /* wall time the next attempt is due; 0 for dead letters */
+    long last_status;
+    const char *last_error; /* may be NULL */
+    const char *reason;     /* dead letters only, else NULL */
+    const char *manual;     /* "resend" / "replay" for operator-made records, else NULL */
+    const char *src_topic;
+    int32_t src_partition;
+    int64_t src_offset;
+};
+
+/* Appends the record's headers to h (which the caller owns). */
+void retry_record_headers(const struct retry_record *r, rd_kafka_headers_t *h);
 
 #endif

@@ -271,7 +271,7 @@ class Worker:
 
     def start(self):
         self.runs += 1
-        path = os.path.join(self.workdir, "%s.conf" % self.name)
+        path = self.config_path = os.path.join(self.workdir, "%s.conf" % self.name)
         with open(path, "w") as f:
             for k, v in self.config.items():
                 f.write("%s = %s\n" % (k, v))

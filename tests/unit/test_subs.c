@@ -280,6 +280,12 @@ static const struct bad_case bad_cases[] = {
     {"url without host", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https:///path\","
                          "\"events\":[\"x\"]" SECRETS "}",
      "url"},
+    {"url with one slash", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"http:/e.com/x\","
+                           "\"events\":[\"x\"]" SECRETS "}",
+     "url"},
+    {"url with an empty authority", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://?x=1\","
+                                    "\"events\":[\"x\"]" SECRETS "}",
+     "url"},
     {"url of a scheme only", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://\","
                              "\"events\":[\"x\"]" SECRETS "}",
      "url"},
