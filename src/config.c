@@ -217,12 +217,18 @@ done:
     return rc;
 }
 
-int config_parse_duration(const char *s, int64_t *ms)
+struct unit {
+    const char *suffix;
+    int64_t mul;
+};
+
+/*
+ * "<digits><suffix>" scaled by the suffix's multiplier. A bare number is
+ * accepted only when bare_ok, or when it is 0 (zero needs no unit).
+ */
+static int parse_scaled(const char *s, const struct unit *units, size_t nunits, bool bare_ok,
+                        int64_t *out)
 {
-    static const struct {
-        const char *unit;
-        int64_t mul;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     char *end;
     long long v;
 
@@ -232,21 +238,28 @@ int config_parse_duration(const char *s, int64_t *ms)
     v = strtoll(s, &end, 10);
     if (errno)
         return HERALD_ERANGE;
-    if (*end == '\0') {
+    if (*end == '\0' && !bare_ok) {
         if (v != 0)
-            return HERALD_EINVAL; /* a bare number is ambiguous; only 0 needs no unit */
-        *ms = 0;
+            return HERALD_EINVAL; /* "30" could mean seconds or milliseconds */
+        *out = 0;
         return 0;
     }
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
+    for (size_t i = 0; i < nunits; i++) {
+        if (strcmp(end, units[i].suffix) == 0) {
             if (v > INT64_MAX / units[i].mul)
                 return HERALD_ERANGE;
-            *ms = v * units[i].mul;
+            *out = v * units[i].mul;
             return 0;
         }
     }
     return HERALD_EINVAL;
+}
+
+int config_parse_duration(const char *s, int64_t *ms)
+{
+    static const struct unit units[] = {
+        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), false, ms);
 }
 
 void config_format_duration(int64_t ms, char *out, size_t outlen)
@@ -265,29 +278,11 @@ void config_format_duration(int64_t ms, char *out, size_t outlen)
 
 int config_parse_size(const char *s, int64_t *bytes)
 {
-    static const struct {
-        const char *unit;
-        int64_t mul;
-    } units[] = {{"", 1},           {"B", 1},           {"K", 1024},   {"KiB", 1024},
-                 {"M", 1024 * 1024}, {"MiB", 1024 * 1024}, {"G", 1 << 30}, {"GiB", 1 << 30}};
-    char *end;
-    long long v;
-
-    errno = 0;
-    if (!isdigit((unsigned char)*s))
-        return HERALD_EINVAL;
-    v = strtoll(s, &end, 10);
-    if (errno)
-        return HERALD_ERANGE;
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (strcmp(end, units[i].unit) == 0) {
-            if (v > INT64_MAX / units[i].mul)
-                return HERALD_ERANGE;
-            *bytes = v * units[i].mul;
-            return 0;
-        }
-    }
-    return HERALD_EINVAL;
+    /* "" first: a bare number is a number of bytes. */
+    static const struct unit units[] = {
+        {"", 1},           {"B", 1},           {"K", 1024},    {"KiB", 1024},
+        {"M", 1024 * 1024}, {"MiB", 1024 * 1024}, {"G", 1 << 30}, {"GiB", 1 << 30}};
+    return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), true, bytes);
 }
 
 static int parse_int(const char *s, int64_t *out)

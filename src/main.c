@@ -40,8 +40,12 @@ static void usage(FILE *out)
             HERALD_VERSION);
 }
 
-/* Loads defaults, then the file, then the environment, then validates. */
-static int load_config(int argc, char **argv, struct config *cfg, bool quiet_print)
+/*
+ * Loads defaults, then the file, then the environment, then validates. `run`
+ * reports errors as a JSON log line (its stderr is a log stream); the
+ * interactive check-config prints plain text and the effective config.
+ */
+static int load_config(int argc, char **argv, struct config *cfg, bool for_run)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"print", no_argument, NULL, 'p'},
@@ -78,12 +82,14 @@ static int load_config(int argc, char **argv, struct config *cfg, bool quiet_pri
     if ((path && config_load_file(cfg, path, err, sizeof(err))) ||
         config_load_env(cfg, environ, err, sizeof(err)) ||
         config_validate(cfg, err, sizeof(err))) {
-        fprintf(stderr, "herald: %s\n", err);
-        log_error("config", "%s", err);
+        if (for_run)
+            log_error("config", "%s", err);
+        else
+            fprintf(stderr, "herald: %s\n", err);
         config_release(cfg);
         return 2;
     }
-    if (print || !quiet_print)
+    if (print || !for_run)
         config_print(cfg, stdout);
     return 0;
 }
