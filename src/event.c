@@ -99,8 +99,7 @@ int event_parse_time(const char *s, int64_t *ms)
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om, sign = *p++ == '+' ? 1 : -1;
-        if (take_digits(&p, 2, &oh) || *p++ != ':' || take_digits(&p, 2, &om) || oh > 23 ||
-            om > 59)
+        if (take_digits(&p, 2, &oh) || *p++ != ':' || take_digits(&p, 2, &om) || oh > 23 || om > 59)
             return HERALD_EINVAL;
         off_s = (oh * 3600 + om * 60) * sign;
     } else {

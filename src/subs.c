@@ -183,8 +183,7 @@ static int check_url(const char *url, struct verr *e)
     }
     /* curl reads "https:///x" and "http:/x" as host "x": insist on "//" and an authority. */
     if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !*host ||
-        strncmp(url + strlen(scheme), "://", 3) != 0 ||
-        strchr("/?#", url[strlen(scheme) + 3])) {
+        strncmp(url + strlen(scheme), "://", 3) != 0 || strchr("/?#", url[strlen(scheme) + 3])) {
         rc = refuse(e, "url", "the URL has no host");
         goto done;
     }

@@ -1223,14 +1223,19 @@ out:
     consumer_free(w.consumer);
     /* Jobs still held by the dispatcher are unsettled by design; free without settling. */
     dispatch_free(w.dispatch);
+    /*
+     * Redis first: freeing a connection runs its pending callbacks (with no
+     * reply), and those point into the cache, attempts and autodisable.
+     */
+    redis_free(w.redis_sub);
+    redis_free(w.redis);
+    w.redis = w.redis_sub = NULL;
     attempts_free(w.attempts);
     autodisable_free(w.autodisable);
     producer_free(w.producer);
     cache_free(w.cache);
     map_release(&w.waiting, waiting_free);
     parts_free(&w);
-    redis_free(w.redis_sub);
-    redis_free(w.redis);
     httpd_stop(w.httpd);
     if (w.signal_fd >= 0)
         close(w.signal_fd);

@@ -6,8 +6,9 @@
  *   validate_tool sub < doc
  *   validate_tool event [--key KEY] [--max-bytes N] < doc
  *
- * Prints "ok" (exit 0), or for a subscription "invalid <field> <why>" and
- * for an event "reject <reason> <why>" (exit 1). Usage errors exit 2.
+ * Prints "ok" (exit 0), or for a subscription "invalid <field> <why>" with
+ * the field as a JSON string (it may hold spaces), and for an event
+ * "reject <reason> <why>" (exit 1). Usage errors exit 2.
  */
 #include "herald/buf.h"
 #include "herald/err.h"
@@ -52,7 +53,14 @@ static int check_sub(const struct buf *doc)
         fprintf(stderr, "validate_tool: %s\n", herald_strerror(rc));
         return 2;
     }
-    printf("invalid %s %s\n", field, why);
+    {
+        /* The field is a JSON string: member names may hold spaces ("headers.X Foo"). */
+        struct buf q;
+        buf_init(&q, 4 * sizeof(field));
+        buf_append_json_str(&q, field, strlen(field));
+        printf("invalid \"%s\" %s\n", q.data ? q.data : "", why);
+        buf_release(&q);
+    }
     return 1;
 }
 

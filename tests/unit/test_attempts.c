@@ -28,7 +28,7 @@
 #define S(x) x, sizeof(x) - 1
 
 #define SECRET_B64 "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-#define SECRET "whsec_" SECRET_B64
+#define SECRET     "whsec_" SECRET_B64
 
 /* Strict UTF-8 check, written independently of attempts.c's decoder. */
 static bool valid_utf8(const unsigned char *s, size_t n)
@@ -89,8 +89,7 @@ static int setup(void **state)
         return -1;
     if (event_parse(event_json, sizeof(event_json) - 1, NULL, 0, 1 << 20, &f->ev, &reject, NULL,
                     0) ||
-        subs_parse(sub_json, sizeof(sub_json) - 1, &f->sub, field, sizeof(field), why,
-                   sizeof(why)))
+        subs_parse(sub_json, sizeof(sub_json) - 1, &f->sub, field, sizeof(field), why, sizeof(why)))
         return -1;
     f->job = job_new(f->ev, f->sub, NULL, 3, 1727807000000, 16);
     if (!f->job)
@@ -311,7 +310,10 @@ static const struct text_case text_cases[] = {
     {"last before surrogates", S("\xed\x9f\xbf"), "\xed\x9f\xbf"},
     {"first after surrogates", S("\xee\x80\x80"), "\xee\x80\x80"},
     {"0xFF", S("\xff"), FFFD},
-    {"0xFE", S("a\xfe" "b"), "a" FFFD "b"},
+    {"0xFE",
+     S("a\xfe"
+       "b"),
+     "a" FFFD "b"},
     {"lone continuation", S("\x80"), FFFD},
     {"overlong slash (2 bytes)", S("\xc0\xaf"), FFFD FFFD},
     {"overlong NUL (2 bytes)", S("\xc0\x80"), FFFD FFFD},

@@ -226,14 +226,10 @@ static void test_release_secure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_append_and_max),
-        cmocka_unit_test(test_growth),
-        cmocka_unit_test(test_appendf),
-        cmocka_unit_test(test_json_str),
-        cmocka_unit_test(test_json_str_unchanged_on_overflow),
-        cmocka_unit_test(test_detach),
-        cmocka_unit_test(test_release_secure),
+        cmocka_unit_test(test_empty),    cmocka_unit_test(test_append_and_max),
+        cmocka_unit_test(test_growth),   cmocka_unit_test(test_appendf),
+        cmocka_unit_test(test_json_str), cmocka_unit_test(test_json_str_unchanged_on_overflow),
+        cmocka_unit_test(test_detach),   cmocka_unit_test(test_release_secure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@
 #include "herald/log.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-#define DAY (24LL * 3600 * 1000)
+#define DAY  (24LL * 3600 * 1000)
 
 static int setup(void **state)
 {
@@ -44,7 +44,8 @@ static int teardown(void **state)
 
 static void test_defaults(void **state)
 {
-    static const int64_t schedule[] = {5000, 300000, 1800000, 7200000, 18000000, 36000000, 36000000};
+    static const int64_t schedule[] = {5000,     300000,   1800000, 7200000,
+                                       18000000, 36000000, 36000000};
     const struct config *cfg = *state;
     char err[256] = "";
 
@@ -94,7 +95,7 @@ static void test_defaults(void **state)
 
 struct set_ok {
     const char *key, *value;
-    size_t off;  /* offset of an int64_t field, or SIZE_MAX */
+    size_t off; /* offset of an int64_t field, or SIZE_MAX */
     int64_t want;
 };
 
@@ -178,13 +179,12 @@ static void test_set_other_types(void **state)
     assert_int_equal(config_set(cfg, "http.listen", "", err, sizeof(err)), 0);
     assert_string_equal(cfg->http_listen, "");
     assert_int_equal(config_set(cfg, "http.listen", "[::]:9000", err, sizeof(err)), 0);
-    assert_int_equal(config_set(cfg, "delivery.allow_cidrs", "10.0.0.0/8,127.0.0.1/32", err,
-                                sizeof(err)),
-                     0);
+    assert_int_equal(
+        config_set(cfg, "delivery.allow_cidrs", "10.0.0.0/8,127.0.0.1/32", err, sizeof(err)), 0);
     assert_string_equal(cfg->delivery_allow_cidrs, "10.0.0.0/8,127.0.0.1/32");
-    assert_int_equal(config_set(cfg, "delivery.user_agent", "acme-hooks/1.0 (+https://a.b)", err,
-                                sizeof(err)),
-                     0);
+    assert_int_equal(
+        config_set(cfg, "delivery.user_agent", "acme-hooks/1.0 (+https://a.b)", err, sizeof(err)),
+        0);
     assert_string_equal(cfg->delivery_user_agent, "acme-hooks/1.0 (+https://a.b)");
 }
 
@@ -196,25 +196,30 @@ static const struct set_bad set_bad_cases[] = {
     {"nope.key", "1", "unknown config key \"nope.key\" (see herald --help-config)"},
     {"delivery", "1", "unknown config key \"delivery\" (see herald --help-config)"},
     {"kafka.", "1", "unknown config key \"kafka.\" (see herald --help-config)"},
-    {"Delivery.Timeout", "5s", "unknown config key \"Delivery.Timeout\" (see herald --help-config)"},
+    {"Delivery.Timeout", "5s",
+     "unknown config key \"Delivery.Timeout\" (see herald --help-config)"},
     {"delivery.timeout", "5",
      "invalid value for \"delivery.timeout\": expected a duration such as 250ms, 5s, 5m, 2h or 1d"},
     {"delivery.timeout", "5 s",
      "invalid value for \"delivery.timeout\": expected a duration such as 250ms, 5s, 5m, 2h or 1d"},
     {"delivery.timeout", "-5s",
      "invalid value for \"delivery.timeout\": expected a duration such as 250ms, 5s, 5m, 2h or 1d"},
-    {"delivery.timeout", "", "invalid value for \"delivery.timeout\": expected a duration such as "
-                             "250ms, 5s, 5m, 2h or 1d"},
-    {"delivery.timeout", "99ms", "invalid value for \"delivery.timeout\": must be between 100 and "
-                                 "300000"},
-    {"delivery.timeout", "301s", "invalid value for \"delivery.timeout\": must be between 100 and "
-                                 "300000"},
+    {"delivery.timeout", "",
+     "invalid value for \"delivery.timeout\": expected a duration such as "
+     "250ms, 5s, 5m, 2h or 1d"},
+    {"delivery.timeout", "99ms",
+     "invalid value for \"delivery.timeout\": must be between 100 and "
+     "300000"},
+    {"delivery.timeout", "301s",
+     "invalid value for \"delivery.timeout\": must be between 100 and "
+     "300000"},
     {"delivery.max_in_flight", "many",
      "invalid value for \"delivery.max_in_flight\": expected an integer"},
     {"delivery.max_in_flight", "1.5",
      "invalid value for \"delivery.max_in_flight\": expected an integer"},
-    {"delivery.max_in_flight", "", "invalid value for \"delivery.max_in_flight\": expected an "
-                                   "integer"},
+    {"delivery.max_in_flight", "",
+     "invalid value for \"delivery.max_in_flight\": expected an "
+     "integer"},
     {"delivery.max_in_flight", "0",
      "invalid value for \"delivery.max_in_flight\": must be between 1 and 100000"},
     {"delivery.max_in_flight", "100001",
@@ -223,12 +228,15 @@ static const struct set_bad set_bad_cases[] = {
      "invalid value for \"delivery.max_in_flight\": expected an integer"},
     {"retry.jitter", "51", "invalid value for \"retry.jitter\": must be between 0 and 50"},
     {"retry.jitter", "-1", "invalid value for \"retry.jitter\": must be between 0 and 50"},
-    {"event.max_bytes", "63", "invalid value for \"event.max_bytes\": must be between 64 and "
-                              "67108864"},
-    {"event.max_bytes", "1k", "invalid value for \"event.max_bytes\": expected a size such as "
-                              "4096, 64KiB or 1MiB"},
-    {"event.max_bytes", "1.5MiB", "invalid value for \"event.max_bytes\": expected a size such as "
-                                  "4096, 64KiB or 1MiB"},
+    {"event.max_bytes", "63",
+     "invalid value for \"event.max_bytes\": must be between 64 and "
+     "67108864"},
+    {"event.max_bytes", "1k",
+     "invalid value for \"event.max_bytes\": expected a size such as "
+     "4096, 64KiB or 1MiB"},
+    {"event.max_bytes", "1.5MiB",
+     "invalid value for \"event.max_bytes\": expected a size such as "
+     "4096, 64KiB or 1MiB"},
     {"delivery.response_max", "17MiB",
      "invalid value for \"delivery.response_max\": must be between 0 and 16777216"},
     {"delivery.https_only", "maybe",
@@ -237,38 +245,53 @@ static const struct set_bad set_bad_cases[] = {
      "invalid value for \"delivery.https_only\": expected true or false"},
     {"log.level", "verbose",
      "invalid value for \"log.level\": expected debug, info, warn or error"},
-    {"topics.events", "", "invalid value for \"topics.events\": expected a non-empty "
-                          "comma-separated list"},
-    {"topics.events", "a,,b", "invalid value for \"topics.events\": expected a non-empty "
-                              "comma-separated list"},
-    {"topics.events", "a,", "invalid value for \"topics.events\": expected a non-empty "
-                            "comma-separated list"},
+    {"topics.events", "",
+     "invalid value for \"topics.events\": expected a non-empty "
+     "comma-separated list"},
+    {"topics.events", "a,,b",
+     "invalid value for \"topics.events\": expected a non-empty "
+     "comma-separated list"},
+    {"topics.events", "a,",
+     "invalid value for \"topics.events\": expected a non-empty "
+     "comma-separated list"},
     {"topics.dlq", "", "invalid value for \"topics.dlq\": may not be empty"},
-    {"topics.dlq", "dead letters", "invalid value for \"topics.dlq\": a topic name may only "
-                                   "contain letters, digits, '.', '_', '-'"},
-    {"topics.attempts", "a/b", "invalid value for \"topics.attempts\": a topic name may only "
-                               "contain letters, digits, '.', '_', '-'"},
-    {"redis.url", "http://redis:6379", "invalid value for \"redis.url\": expected "
-                                       "redis://[:password@]host[:port][/db]"},
+    {"topics.dlq", "dead letters",
+     "invalid value for \"topics.dlq\": a topic name may only "
+     "contain letters, digits, '.', '_', '-'"},
+    {"topics.attempts", "a/b",
+     "invalid value for \"topics.attempts\": a topic name may only "
+     "contain letters, digits, '.', '_', '-'"},
+    {"redis.url", "http://redis:6379",
+     "invalid value for \"redis.url\": expected "
+     "redis://[:password@]host[:port][/db]"},
     {"redis.url", "", "invalid value for \"redis.url\": may not be empty"},
-    {"http.listen", "9464", "invalid value for \"http.listen\": expected host:port, e.g. "
-                            "0.0.0.0:9464"},
-    {"http.listen", "0.0.0.0:65536", "invalid value for \"http.listen\": expected host:port, e.g. "
-                                     "0.0.0.0:9464"},
-    {"delivery.user_agent", "a\r\nX-Evil: 1", "invalid value for \"delivery.user_agent\": control "
-                                              "characters are not allowed in a header value"},
-    {"retry.schedule", "", "invalid value for \"retry.schedule\": expected 1 to 32 "
-                           "comma-separated durations, e.g. 5s,5m,1h"},
-    {"retry.schedule", "5s,,5m", "invalid value for \"retry.schedule\": expected 1 to 32 "
-                                 "comma-separated durations, e.g. 5s,5m,1h"},
-    {"retry.schedule", "5s,0", "invalid value for \"retry.schedule\": \"0\" is not a delay "
-                               "between 10ms and 7d"},
-    {"retry.schedule", "9ms", "invalid value for \"retry.schedule\": \"9ms\" is not a delay "
-                              "between 10ms and 7d"},
-    {"retry.schedule", "8d", "invalid value for \"retry.schedule\": \"8d\" is not a delay between "
-                             "10ms and 7d"},
-    {"retry.schedule", "5s,soon", "invalid value for \"retry.schedule\": \"soon\" is not a delay "
-                                  "between 10ms and 7d"},
+    {"http.listen", "9464",
+     "invalid value for \"http.listen\": expected host:port, e.g. "
+     "0.0.0.0:9464"},
+    {"http.listen", "0.0.0.0:65536",
+     "invalid value for \"http.listen\": expected host:port, e.g. "
+     "0.0.0.0:9464"},
+    {"delivery.user_agent", "a\r\nX-Evil: 1",
+     "invalid value for \"delivery.user_agent\": control "
+     "characters are not allowed in a header value"},
+    {"retry.schedule", "",
+     "invalid value for \"retry.schedule\": expected 1 to 32 "
+     "comma-separated durations, e.g. 5s,5m,1h"},
+    {"retry.schedule", "5s,,5m",
+     "invalid value for \"retry.schedule\": expected 1 to 32 "
+     "comma-separated durations, e.g. 5s,5m,1h"},
+    {"retry.schedule", "5s,0",
+     "invalid value for \"retry.schedule\": \"0\" is not a delay "
+     "between 10ms and 7d"},
+    {"retry.schedule", "9ms",
+     "invalid value for \"retry.schedule\": \"9ms\" is not a delay "
+     "between 10ms and 7d"},
+    {"retry.schedule", "8d",
+     "invalid value for \"retry.schedule\": \"8d\" is not a delay between "
+     "10ms and 7d"},
+    {"retry.schedule", "5s,soon",
+     "invalid value for \"retry.schedule\": \"soon\" is not a delay "
+     "between 10ms and 7d"},
 };
 
 static void test_set_invalid(void **state)
@@ -314,9 +337,8 @@ static void test_kafka_passthrough(void **state)
     assert_int_equal(config_set(cfg, "kafka.sasl.mechanism", "PLAIN", err, sizeof(err)), 0);
     assert_int_equal(config_set(cfg, "kafka.sasl.username", "alice", err, sizeof(err)), 0);
     assert_int_equal(config_set(cfg, "kafka.sasl.username", "bob", err, sizeof(err)), 0);
-    assert_int_equal(config_set(cfg, "kafka.bootstrap.servers", "b1:9092,b2:9092", err,
-                                sizeof(err)),
-                     0);
+    assert_int_equal(
+        config_set(cfg, "kafka.bootstrap.servers", "b1:9092,b2:9092", err, sizeof(err)), 0);
     assert_string_equal(config_kafka_get(cfg, "security.protocol"), "SASL_SSL");
     assert_string_equal(config_kafka_get(cfg, "sasl.username"), "bob"); /* later wins */
     assert_string_equal(config_kafka_get(cfg, "bootstrap.servers"), "b1:9092,b2:9092");
@@ -344,20 +366,19 @@ static void write_temp(char *path, size_t pathlen, const char *text)
 
 static void test_load_file(void **state)
 {
-    static const char text[] =
-        "# herald test config\n"
-        "\n"
-        "   # an indented comment\n"
-        "delivery.timeout = 20s\n"
-        "delivery.max_in_flight=7\n"
-        "\t  topics.events =  a , b  \t\n"
-        "delivery.user_agent = \"  spaced agent  \"\n"
-        "delivery.allow_cidrs =\n"
-        "kafka.sasl.username = alice\n"
-        "kafka.client.id = \"herald-1\"\n"
-        "log.level = debug\r\n"
-        "delivery.ca_bundle = \"\"\n"
-        "delivery.https_only = true"; /* no final newline */
+    static const char text[] = "# herald test config\n"
+                               "\n"
+                               "   # an indented comment\n"
+                               "delivery.timeout = 20s\n"
+                               "delivery.max_in_flight=7\n"
+                               "\t  topics.events =  a , b  \t\n"
+                               "delivery.user_agent = \"  spaced agent  \"\n"
+                               "delivery.allow_cidrs =\n"
+                               "kafka.sasl.username = alice\n"
+                               "kafka.client.id = \"herald-1\"\n"
+                               "log.level = debug\r\n"
+                               "delivery.ca_bundle = \"\"\n"
+                               "delivery.https_only = true"; /* no final newline */
     struct config *cfg = *state;
     char path[64], err[512] = "";
     write_temp(path, sizeof(path), text);
@@ -626,10 +647,10 @@ static void test_format_duration(void **state)
         int64_t ms;
         const char *out;
     } cases[] = {
-        {0, "0ms"},          {1, "1ms"},         {100, "100ms"},     {1500, "1500ms"},
-        {5000, "5s"},        {90000, "90s"},     {300000, "5m"},     {1800000, "30m"},
-        {3600000, "1h"},     {5400000, "90m"},   {7200000, "2h"},    {36000000, "10h"},
-        {86400000, "1d"},    {90000000, "25h"},  {604800000, "7d"},  {-5000, "-5s"},
+        {0, "0ms"},       {1, "1ms"},        {100, "100ms"},    {1500, "1500ms"},
+        {5000, "5s"},     {90000, "90s"},    {300000, "5m"},    {1800000, "30m"},
+        {3600000, "1h"},  {5400000, "90m"},  {7200000, "2h"},   {36000000, "10h"},
+        {86400000, "1d"}, {90000000, "25h"}, {604800000, "7d"}, {-5000, "-5s"},
     };
     (void)state;
     for (size_t i = 0; i < N(cases); i++) {
@@ -728,12 +749,13 @@ static void test_redact_url(void **state)
         {"redis://:s3cret@host:6379/0", "redis://:****@host:6379/0"},
         {"redis://user:s3cret@host", "redis://user:****@host"},
         {"redis://user@host:6379", "redis://****@host:6379"},
-        {"redis://:p@ss@host/0", "redis://:****@host/0"},     /* '@' inside the password */
-        {"redis://:pa/ss@host/0", "redis://:****@host/0"},    /* '/' inside the password */
+        {"redis://:p@ss@host/0", "redis://:****@host/0"},  /* '@' inside the password */
+        {"redis://:pa/ss@host/0", "redis://:****@host/0"}, /* '/' inside the password */
         {"redis://:p:w@host", "redis://:****@host"},
         {"http://proxy.local:3128", "http://proxy.local:3128"},
         {"http://u:pw@proxy.local:3128/", "http://u:****@proxy.local:3128/"},
-        {"u:pw@proxy.local:3128", "u:****@proxy.local:3128"}, /* curl takes proxies without a scheme */
+        {"u:pw@proxy.local:3128",
+         "u:****@proxy.local:3128"}, /* curl takes proxies without a scheme */
         {"proxy.local:3128", "proxy.local:3128"},
         {"", ""},
     };

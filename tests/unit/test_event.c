@@ -18,7 +18,7 @@
 #include "herald/err.h"
 #include "herald/event.h"
 
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define N(a)      (sizeof(a) / sizeof((a)[0]))
 #define MAX_BYTES (1u << 20)
 
 /* A fresh heap string of n copies of c, for the length-limit cases. */
@@ -59,24 +59,28 @@ struct valid_case {
 };
 
 static const struct valid_case valid_cases[] = {
-    {"full envelope", "{\"id\":\"evt_1\",\"type\":\"post.created\",\"tenant\":\"org_123\","
-                      "\"timestamp\":\"2024-10-01T18:30:03Z\",\"data\":{\"post\":{\"id\":\"p\"}}}",
+    {"full envelope",
+     "{\"id\":\"evt_1\",\"type\":\"post.created\",\"tenant\":\"org_123\","
+     "\"timestamp\":\"2024-10-01T18:30:03Z\",\"data\":{\"post\":{\"id\":\"p\"}}}",
      NULL, "evt_1", "post.created", "org_123", 1727807403000},
     {"tenant beats key", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"org_a\"}", "org_key", "e", "t",
      "org_a", 0},
     {"key is the fallback", "{\"id\":\"e\",\"type\":\"t\"}", "org_key", "e", "t", "org_key", 0},
     {"null tenant falls back to key", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":null}", "k", "e",
      "t", "k", 0},
-    {"null timestamp is absent", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\",\"timestamp\":null}",
-     NULL, "e", "t", "o", 0},
-    {"fractional timestamp", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                             "\"timestamp\":\"2024-10-01T18:30:03.250Z\"}",
+    {"null timestamp is absent",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\",\"timestamp\":null}", NULL, "e", "t", "o", 0},
+    {"fractional timestamp",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-10-01T18:30:03.250Z\"}",
      NULL, "e", "t", "o", 1727807403250},
-    {"offset timestamp", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                         "\"timestamp\":\"2024-10-01T20:30:03+02:00\"}",
+    {"offset timestamp",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-10-01T20:30:03+02:00\"}",
      NULL, "e", "t", "o", 1727807403000},
-    {"negative offset", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                        "\"timestamp\":\"2024-10-01T13:00:03.5-05:30\"}",
+    {"negative offset",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-10-01T13:00:03.5-05:30\"}",
      NULL, "e", "t", "o", 1727807403500},
     {"punctuation in ids", "{\"id\":\"a\\\"b\\\\c~!\",\"type\":\"x.y-z_1\",\"tenant\":\"org:1/2\"}",
      NULL, "a\"b\\c~!", "x.y-z_1", "org:1/2", 0},
@@ -87,8 +91,8 @@ static const struct valid_case valid_cases[] = {
      "e", "t", "o", 0},
     {"surrounding whitespace", " \n\t{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\"}\r\n ", NULL,
      "e", "t", "o", 0},
-    {"duplicate member: first wins", "{\"id\":\"e1\",\"id\":\"e2\",\"type\":\"t\",\"tenant\":\"o\"}",
-     NULL, "e1", "t", "o", 0},
+    {"duplicate member: first wins",
+     "{\"id\":\"e1\",\"id\":\"e2\",\"type\":\"t\",\"tenant\":\"o\"}", NULL, "e1", "t", "o", 0},
 };
 
 static void test_parse_valid(void **state)
@@ -122,15 +126,15 @@ static void test_parse_valid(void **state)
 
 static void test_body_bytes_exact(void **state)
 {
-    static const char value[] = "{ \"id\" : \"e\",\n\t\"type\":\"t\" ,\"tenant\":\"o\",\n"
-                                "  \"data\": {\"n\": 1.50, \"s\": \"\\u00e9\\n\", \"u\": \"\xc3\xa9\"}"
-                                "   }\n\n";
+    static const char value[] =
+        "{ \"id\" : \"e\",\n\t\"type\":\"t\" ,\"tenant\":\"o\",\n"
+        "  \"data\": {\"n\": 1.50, \"s\": \"\\u00e9\\n\", \"u\": \"\xc3\xa9\"}"
+        "   }\n\n";
     struct event *ev;
     enum event_reject reject;
     (void)state;
-    assert_int_equal(event_parse(value, sizeof(value) - 1, NULL, 0, MAX_BYTES, &ev, &reject, NULL,
-                                 0),
-                     0);
+    assert_int_equal(
+        event_parse(value, sizeof(value) - 1, NULL, 0, MAX_BYTES, &ev, &reject, NULL, 0), 0);
     assert_int_equal(ev->body_len, sizeof(value) - 1);
     assert_memory_equal(ev->body, value, sizeof(value) - 1);
     event_unref(ev);
@@ -162,8 +166,7 @@ static const struct reject_case reject_cases[] = {
     {"number at top level", "42", 0, "k", HERALD_EPARSE, EVENT_REJECT_NOT_OBJECT},
     {"string at top level", "\"evt\"", 0, "k", HERALD_EPARSE, EVENT_REJECT_NOT_OBJECT},
     {"null at top level", "null", 0, "k", HERALD_EPARSE, EVENT_REJECT_NOT_OBJECT},
-    {"missing id", "{\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
-     EVENT_REJECT_NO_ID},
+    {"missing id", "{\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE, EVENT_REJECT_NO_ID},
     {"null id", "{\"id\":null,\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
      EVENT_REJECT_NO_ID},
     {"numeric id", "{\"id\":12,\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
@@ -172,10 +175,10 @@ static const struct reject_case reject_cases[] = {
      EVENT_REJECT_BAD_ID},
     {"empty id", "{\"id\":\"\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
      EVENT_REJECT_BAD_ID},
-    {"id with a space", "{\"id\":\"a b\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL,
-     HERALD_EPARSE, EVENT_REJECT_BAD_ID},
-    {"id with a tab", "{\"id\":\"a\\tb\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL,
-     HERALD_EPARSE, EVENT_REJECT_BAD_ID},
+    {"id with a space", "{\"id\":\"a b\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
+     EVENT_REJECT_BAD_ID},
+    {"id with a tab", "{\"id\":\"a\\tb\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
+     EVENT_REJECT_BAD_ID},
     {"id with a newline", "{\"id\":\"a\\nb\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL,
      HERALD_EPARSE, EVENT_REJECT_BAD_ID},
     {"id with DEL", "{\"id\":\"a\x7f\",\"type\":\"t\",\"tenant\":\"o\"}", 0, NULL, HERALD_EPARSE,
@@ -214,20 +217,25 @@ static const struct reject_case reject_cases[] = {
      EVENT_REJECT_BAD_TENANT},
     {"numeric timestamp", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\",\"timestamp\":1727807403}",
      0, NULL, HERALD_EPARSE, EVENT_REJECT_BAD_TIMESTAMP},
-    {"date-only timestamp", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                            "\"timestamp\":\"2024-10-01\"}",
+    {"date-only timestamp",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-10-01\"}",
      0, NULL, HERALD_EPARSE, EVENT_REJECT_BAD_TIMESTAMP},
-    {"timestamp without offset", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                                 "\"timestamp\":\"2024-10-01T18:30:03\"}",
+    {"timestamp without offset",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-10-01T18:30:03\"}",
      0, NULL, HERALD_EPARSE, EVENT_REJECT_BAD_TIMESTAMP},
-    {"month 13", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                 "\"timestamp\":\"2024-13-01T00:00:00Z\"}",
+    {"month 13",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-13-01T00:00:00Z\"}",
      0, NULL, HERALD_EPARSE, EVENT_REJECT_BAD_TIMESTAMP},
-    {"Feb 30", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-               "\"timestamp\":\"2024-02-30T00:00:00Z\"}",
+    {"Feb 30",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"2024-02-30T00:00:00Z\"}",
      0, NULL, HERALD_EPARSE, EVENT_REJECT_BAD_TIMESTAMP},
-    {"unix seconds as a string", "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
-                                 "\"timestamp\":\"1727807403\"}",
+    {"unix seconds as a string",
+     "{\"id\":\"e\",\"type\":\"t\",\"tenant\":\"o\","
+     "\"timestamp\":\"1727807403\"}",
      0, NULL, HERALD_EPARSE, EVENT_REJECT_BAD_TIMESTAMP},
 };
 
@@ -264,8 +272,7 @@ static void test_parse_empty(void **state)
     assert_string_equal(why, "the message value is empty");
     /* A tombstone (NULL value) is an empty value too. */
     reject = EVENT_REJECT_NONE;
-    assert_int_equal(event_parse(NULL, 0, "k", 1, MAX_BYTES, &ev, &reject, NULL, 0),
-                     HERALD_EPARSE);
+    assert_int_equal(event_parse(NULL, 0, "k", 1, MAX_BYTES, &ev, &reject, NULL, 0), HERALD_EPARSE);
     assert_int_equal(reject, EVENT_REJECT_EMPTY);
 }
 
@@ -372,15 +379,14 @@ static void test_key_with_nul(void **state)
     enum event_reject reject;
     (void)state;
     /* A binary key with a NUL byte inside must not be cut short into a valid tenant. */
-    assert_int_equal(event_parse(doc, sizeof(doc) - 1, "org\0x", 5, MAX_BYTES, &ev, &reject, NULL,
-                                 0),
-                     HERALD_EPARSE);
+    assert_int_equal(
+        event_parse(doc, sizeof(doc) - 1, "org\0x", 5, MAX_BYTES, &ev, &reject, NULL, 0),
+        HERALD_EPARSE);
     assert_int_equal(reject, EVENT_REJECT_BAD_TENANT);
     assert_null(ev);
     /* A key that is not NUL-terminated is read for exactly key_len bytes. */
-    assert_int_equal(event_parse(doc, sizeof(doc) - 1, "org_1XYZ", 5, MAX_BYTES, &ev, &reject,
-                                 NULL, 0),
-                     0);
+    assert_int_equal(
+        event_parse(doc, sizeof(doc) - 1, "org_1XYZ", 5, MAX_BYTES, &ev, &reject, NULL, 0), 0);
     assert_string_equal(ev->tenant, "org_1");
     event_unref(ev);
 }
@@ -505,9 +511,14 @@ static void test_check_ident(void **state)
         size_t max;
         int rc;
     } cases[] = {
-        {"a", 1, 0},       {"ab", 1, HERALD_EINVAL}, {"", 5, HERALD_EINVAL},
-        {"!~", 5, 0},      {"a b", 5, HERALD_EINVAL}, {"a\x7f", 5, HERALD_EINVAL},
-        {"a\x1f", 5, HERALD_EINVAL}, {"\x80", 5, HERALD_EINVAL},
+        {"a", 1, 0},
+        {"ab", 1, HERALD_EINVAL},
+        {"", 5, HERALD_EINVAL},
+        {"!~", 5, 0},
+        {"a b", 5, HERALD_EINVAL},
+        {"a\x7f", 5, HERALD_EINVAL},
+        {"a\x1f", 5, HERALD_EINVAL},
+        {"\x80", 5, HERALD_EINVAL},
     };
     (void)state;
     for (size_t i = 0; i < N(cases); i++)

@@ -24,7 +24,7 @@
 #include "herald/err.h"
 #include "herald/loop.h"
 
-#define N(a) (sizeof(a) / sizeof((a)[0]))
+#define N(a)     (sizeof(a) / sizeof((a)[0]))
 #define GUARD_MS 5000
 
 struct rec {
@@ -95,9 +95,9 @@ static void test_timers_in_order(void **state)
     uint64_t last = 0;
     int64_t elapsed;
     for (size_t i = 0; i < N(timers); i++) {
-        uint64_t id = loop_timer(loop, timers[i].delay,
-                                 timers[i].tag == 30 ? on_record_stop : on_record,
-                                 (void *)(intptr_t)timers[i].tag);
+        uint64_t id =
+            loop_timer(loop, timers[i].delay, timers[i].tag == 30 ? on_record_stop : on_record,
+                       (void *)(intptr_t)timers[i].tag);
         /* Ids are non-zero and unique. */
         assert_true(id > last);
         last = id;

@@ -34,11 +34,26 @@ struct script {
     struct step steps[24];
 };
 
-#define T(o, rc) {TRACK, (o), (rc)}
-#define D(o, rc) {DONE, (o), (rc)}
-#define C(w) {COMMIT, 0, (w)}
-#define P(w) {PENDING, 0, (w)}
-#define E {END, 0, 0}
+#define T(o, rc)                                                                                   \
+    {                                                                                              \
+        TRACK, (o), (rc)                                                                           \
+    }
+#define D(o, rc)                                                                                   \
+    {                                                                                              \
+        DONE, (o), (rc)                                                                            \
+    }
+#define C(w)                                                                                       \
+    {                                                                                              \
+        COMMIT, 0, (w)                                                                             \
+    }
+#define P(w)                                                                                       \
+    {                                                                                              \
+        PENDING, 0, (w)                                                                            \
+    }
+#define E                                                                                          \
+    {                                                                                              \
+        END, 0, 0                                                                                  \
+    }
 
 static const struct script scripts[] = {
     {"nothing tracked", {C(-1), P(0), C(-1), E}},
@@ -60,8 +75,7 @@ static const struct script scripts[] = {
      {T(5, 0), T(5, HERALD_EINVAL), T(4, HERALD_EINVAL), T(0, HERALD_EINVAL), T(6, 0), P(2), C(5),
       E}},
     {"negative offset", {T(-1, HERALD_EINVAL), C(-1), P(0), T(0, 0), C(0), E}},
-    {"refused track changes nothing",
-     {T(7, 0), D(7, 0), C(8), T(7, HERALD_EINVAL), C(8), P(0), E}},
+    {"refused track changes nothing", {T(7, 0), D(7, 0), C(8), T(7, HERALD_EINVAL), C(8), P(0), E}},
     {"track after everything settled", {T(1, 0), D(1, 0), C(2), T(2, 0), C(2), D(2, 0), C(3), E}},
     {"committable after a gap", {T(1, 0), D(1, 0), C(2), T(50, 0), C(50), D(50, 0), C(51), E}},
 };
@@ -319,10 +333,8 @@ static void test_random_model(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scripts),
-        cmocka_unit_test(test_growth),
-        cmocka_unit_test(test_wrap_around),
-        cmocka_unit_test(test_grow_while_wrapped),
+        cmocka_unit_test(test_scripts),      cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_wrap_around),  cmocka_unit_test(test_grow_while_wrapped),
         cmocka_unit_test(test_random_model),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,12 +20,12 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-#define SEC 1000LL
-#define MIN (60 * SEC)
+#define SEC  1000LL
+#define MIN  (60 * SEC)
 #define HOUR (60 * MIN)
 
 /* design.md's default: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; 20 % jitter. */
-static const int64_t default_schedule[] = {5 * SEC,  5 * MIN,  30 * MIN, 2 * HOUR,
+static const int64_t default_schedule[] = {5 * SEC,  5 * MIN,   30 * MIN, 2 * HOUR,
                                            5 * HOUR, 10 * HOUR, 10 * HOUR};
 
 static void default_policy(struct retry_policy *p)
@@ -123,8 +123,14 @@ static void test_verdict_names(void **state)
 /* ---- retry_decide -------------------------------------------------------- */
 
 /* Result builders: status only, transport error, or a flag. */
-#define ST(s) {(s), 0, false, false, false, false, -1}
-#define TE(e) {0, (e), false, false, false, false, -1}
+#define ST(s)                                                                                      \
+    {                                                                                              \
+        (s), 0, false, false, false, false, -1                                                     \
+    }
+#define TE(e)                                                                                      \
+    {                                                                                              \
+        0, (e), false, false, false, false, -1                                                     \
+    }
 
 struct decide_case {
     const char *name;
@@ -158,38 +164,108 @@ static const struct decide_case decide_cases[] = {
     {"connection refused (curl 7)", TE(7), 2, 8, RETRY_RETRY, 3, NULL, 1, 5 * MIN},
     {"DNS failure (curl 6)", TE(6), 1, 3, RETRY_RETRY, 2, NULL, 0, 5 * SEC},
     {"exhausted on 500", ST(500), 8, 8, RETRY_GIVE_UP, 9, "max_attempts_exhausted", 0, 0},
-    {"exhausted on a transport error", TE(28), 3, 3, RETRY_GIVE_UP, 4, "max_attempts_exhausted",
-     0, 0},
+    {"exhausted on a transport error", TE(28), 3, 3, RETRY_GIVE_UP, 4, "max_attempts_exhausted", 0,
+     0},
     {"single attempt allowed", ST(503), 1, 1, RETRY_GIVE_UP, 2, "max_attempts_exhausted", 0, 0},
     {"beyond the schedule repeats the last delay", ST(500), 12, 20, RETRY_RETRY, 13, NULL, 5,
      10 * HOUR},
     {"far beyond the schedule", ST(500), 99, 100, RETRY_RETRY, 100, NULL, 5, 10 * HOUR},
     {"410 gone", ST(410), 1, 8, RETRY_GONE, 1, "endpoint_gone", 0, 0},
     {"410 on the last attempt", ST(410), 8, 8, RETRY_GONE, 8, "endpoint_gone", 0, 0},
-    {"aborted", {500, 0, false, false, true, false, -1}, 1, 8, RETRY_GIVE_UP, 1,
-     "aborted_by_receiver", 0, 0},
-    {"aborted without a status", {0, 0, false, false, true, false, -1}, 2, 8, RETRY_GIVE_UP, 2,
-     "aborted_by_receiver", 0, 0},
-    {"refused target", {0, 0, true, false, false, false, -1}, 1, 8, RETRY_GIVE_UP, 1,
-     "target_refused", 0, 0},
-    {"refused beats a deferral", {0, 0, true, false, false, true, -1}, 1, 8, RETRY_GIVE_UP, 1,
-     "target_refused", 0, 0},
-    {"unsendable", {0, 0, false, true, false, false, -1}, 1, 8, RETRY_GIVE_UP, 1,
-     "payload_unrenderable", 0, 0},
-    {"deferred keeps its attempt", {0, 0, false, false, false, true, -1}, 3, 8, RETRY_RETRY, 3,
-     NULL, 1, 5 * MIN},
-    {"deferred first attempt", {0, 0, false, false, false, true, -1}, 1, 8, RETRY_RETRY, 1, NULL,
-     0, 5 * SEC},
-    {"deferred on the last attempt is not exhausted", {0, 0, false, false, false, true, -1}, 8, 8,
-     RETRY_RETRY, 8, NULL, 5, 10 * HOUR},
-    {"deferred with a stale 200 is no delivery", {200, 0, false, false, false, true, -1}, 2, 8,
-     RETRY_RETRY, 2, NULL, 0, 5 * SEC},
-    {"deferred with a stale 410 is no gone", {410, 0, false, false, false, true, -1}, 2, 8,
-     RETRY_RETRY, 2, NULL, 0, 5 * SEC},
+    {"aborted",
+     {500, 0, false, false, true, false, -1},
+     1,
+     8,
+     RETRY_GIVE_UP,
+     1,
+     "aborted_by_receiver",
+     0,
+     0},
+    {"aborted without a status",
+     {0, 0, false, false, true, false, -1},
+     2,
+     8,
+     RETRY_GIVE_UP,
+     2,
+     "aborted_by_receiver",
+     0,
+     0},
+    {"refused target",
+     {0, 0, true, false, false, false, -1},
+     1,
+     8,
+     RETRY_GIVE_UP,
+     1,
+     "target_refused",
+     0,
+     0},
+    {"refused beats a deferral",
+     {0, 0, true, false, false, true, -1},
+     1,
+     8,
+     RETRY_GIVE_UP,
+     1,
+     "target_refused",
+     0,
+     0},
+    {"unsendable",
+     {0, 0, false, true, false, false, -1},
+     1,
+     8,
+     RETRY_GIVE_UP,
+     1,
+     "payload_unrenderable",
+     0,
+     0},
+    {"deferred keeps its attempt",
+     {0, 0, false, false, false, true, -1},
+     3,
+     8,
+     RETRY_RETRY,
+     3,
+     NULL,
+     1,
+     5 * MIN},
+    {"deferred first attempt",
+     {0, 0, false, false, false, true, -1},
+     1,
+     8,
+     RETRY_RETRY,
+     1,
+     NULL,
+     0,
+     5 * SEC},
+    {"deferred on the last attempt is not exhausted",
+     {0, 0, false, false, false, true, -1},
+     8,
+     8,
+     RETRY_RETRY,
+     8,
+     NULL,
+     5,
+     10 * HOUR},
+    {"deferred with a stale 200 is no delivery",
+     {200, 0, false, false, false, true, -1},
+     2,
+     8,
+     RETRY_RETRY,
+     2,
+     NULL,
+     0,
+     5 * SEC},
+    {"deferred with a stale 410 is no gone",
+     {410, 0, false, false, false, true, -1},
+     2,
+     8,
+     RETRY_RETRY,
+     2,
+     NULL,
+     0,
+     5 * SEC},
 };
 
-static void check_decision(const char *name, const struct retry_decision *d, const struct decide_case *c,
-                           double rnd, int jitter_pct)
+static void check_decision(const char *name, const struct retry_decision *d,
+                           const struct decide_case *c, double rnd, int jitter_pct)
 {
     if (d->verdict != c->verdict)
         fail_msg("case \"%s\" rnd %.3f: verdict %s, want %s", name, rnd,
@@ -214,8 +290,8 @@ static void check_decision(const char *name, const struct retry_decision *d, con
             fail_msg("case \"%s\": delay %lld at rnd 0, want %lld", name, (long long)d->delay_ms,
                      (long long)(c->base - spread));
         if (rnd == 0.5 && d->delay_ms != c->base)
-            fail_msg("case \"%s\": delay %lld at rnd 0.5, want %lld", name,
-                     (long long)d->delay_ms, (long long)c->base);
+            fail_msg("case \"%s\": delay %lld at rnd 0.5, want %lld", name, (long long)d->delay_ms,
+                     (long long)c->base);
         if (rnd > 0.99 && d->delay_ms < c->base + spread - spread / 100 - 1)
             fail_msg("case \"%s\": delay %lld at rnd %.3f, want about %lld", name,
                      (long long)d->delay_ms, rnd, (long long)(c->base + spread));
@@ -233,8 +309,7 @@ static void test_decide(void **state)
     for (size_t i = 0; i < N(decide_cases); i++) {
         const struct decide_case *c = &decide_cases[i];
         for (size_t k = 0; k < N(rnds); k++) {
-            struct retry_decision d =
-                retry_decide(&p, &c->r, c->attempt, c->max_attempts, rnds[k]);
+            struct retry_decision d = retry_decide(&p, &c->r, c->attempt, c->max_attempts, rnds[k]);
             check_decision(c->name, &d, c, rnds[k], 20);
         }
     }
@@ -304,11 +379,11 @@ static void test_decide_retry_after_short(void **state)
         int64_t after;
         int64_t min_delay; /* at rnd 0 */
     } cases[] = {
-        {-1, 4 * SEC},          /* absent: the normal downward jitter */
-        {0, 4 * SEC},           /* "Retry-After: 0" */
-        {3 * SEC, 4 * SEC},     /* shorter than the jittered delay */
-        {4500, 4500},           /* inside the jitter band: never sooner than asked */
-        {5 * SEC, 5 * SEC},     /* exactly the scheduled delay */
+        {-1, 4 * SEC},      /* absent: the normal downward jitter */
+        {0, 4 * SEC},       /* "Retry-After: 0" */
+        {3 * SEC, 4 * SEC}, /* shorter than the jittered delay */
+        {4500, 4500},       /* inside the jitter band: never sooner than asked */
+        {5 * SEC, 5 * SEC}, /* exactly the scheduled delay */
     };
     struct retry_policy p;
     (void)state;
@@ -321,9 +396,8 @@ static void test_decide_retry_after_short(void **state)
         assert_int_equal(d.verdict, RETRY_RETRY);
         assert_int_equal(d.tier, 0);
         if (d.delay_ms != cases[i].min_delay)
-            fail_msg("Retry-After %lld: delay %lld at rnd 0, want %lld",
-                     (long long)cases[i].after, (long long)d.delay_ms,
-                     (long long)cases[i].min_delay);
+            fail_msg("Retry-After %lld: delay %lld at rnd 0, want %lld", (long long)cases[i].after,
+                     (long long)d.delay_ms, (long long)cases[i].min_delay);
         d = retry_decide(&p, &r, 1, 8, 0.999);
         assert_true(d.delay_ms >= cases[i].min_delay && d.delay_ms <= 6 * SEC);
     }
@@ -367,7 +441,7 @@ static const struct after_case after_cases[] = {
     {"Wed, 21 Oct 2015 07:28:00 GMT", NOW, 0, 0},
     {"Thu, 22 Oct 2015 07:28:00 GMT", NOW, 0, 86400000},
     {"  Wed, 21 Oct 2015 07:29:00 GMT  ", NOW, 0, 60000},
-    {"Wed, 21 Oct 2015 07:27:59 GMT", NOW, 0, 0},  /* in the past: now */
+    {"Wed, 21 Oct 2015 07:27:59 GMT", NOW, 0, 0}, /* in the past: now */
     {"Mon, 01 Jan 1990 00:00:00 GMT", NOW, 0, 0},
     {"Wed, 21 Oct 2015 07:28:00 GMT", NOW - 500, 0, 500},
     {"Wed, 21 Oct 2015 07:28:30 GMT junk", NOW, HERALD_EINVAL, 0},

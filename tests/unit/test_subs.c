@@ -21,9 +21,9 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-#define HEAD "\"id\":\"sub_1\",\"tenant\":\"org_1\",\"url\":\"https://example.com/hook\""
-#define EVENTS ",\"events\":[\"post.created\"]"
+#define SECRET  "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define HEAD    "\"id\":\"sub_1\",\"tenant\":\"org_1\",\"url\":\"https://example.com/hook\""
+#define EVENTS  ",\"events\":[\"post.created\"]"
 #define SECRETS ",\"secrets\":[\"" SECRET "\"]"
 /* A minimal valid document, with room for more members. */
 #define DOC(extra) "{" HEAD EVENTS SECRETS extra "}"
@@ -67,7 +67,8 @@ static void test_full_document(void **state)
         "\"events\":[\"invoice.paid\",\"invoice.*\",\"*\"],\"status\":\"disabled\","
         "\"disabled_reason\":\"endpoint returned 410\",\"secrets\":[\"" SECRET "\",\"" SECRET "\"],"
         "\"signature\":\"standard-webhooks\",\"payload\":\"compact\","
-        "\"headers\":{\"Authorization\":\"Bearer abc\",\"X-Tab\":\"a\\tb\",\"X-Utf8\":\"caf\xc3\xa9\"},"
+        "\"headers\":{\"Authorization\":\"Bearer "
+        "abc\",\"X-Tab\":\"a\\tb\",\"X-Utf8\":\"caf\xc3\xa9\"},"
         "\"max_attempts\":5,\"timeout_ms\":2500,\"max_in_flight\":7,\"rate_limit_per_s\":20,"
         "\"created_at\":\"2024-10-01T00:00:00Z\",\"updated_at\":\"2024-10-02T00:00:00Z\"}";
     struct sub *sub = parse_ok(doc);
@@ -90,8 +91,9 @@ static void test_full_document(void **state)
     /* whsec_ + base64 of 24 bytes: the key is the decoded bytes. */
     assert_int_equal(sub->keys[0].len, 24);
     assert_int_equal(sub->keys[1].len, 24);
-    assert_memory_equal(sub->keys[0].bytes, "\x31\xf2\x90\xf6\xbf\x06\x29\x8a\xab\x4f\x08\xd4"
-                                            "\x3c\x3f\x08\x2c\xf6\x48\xa3\x62\xda\x2d\xa4\xb0",
+    assert_memory_equal(sub->keys[0].bytes,
+                        "\x31\xf2\x90\xf6\xbf\x06\x29\x8a\xab\x4f\x08\xd4"
+                        "\x3c\x3f\x08\x2c\xf6\x48\xa3\x62\xda\x2d\xa4\xb0",
                         24);
     assert_int_equal(sub->payload, PAYLOAD_COMPACT);
     assert_int_equal(sub->nheaders, 3);
@@ -154,8 +156,7 @@ static const struct scheme_case scheme_cases[] = {
      "\"signature_header\":\"X-Capmo-Signature\",\"payload\":\"message\"}",
      SIGN_MESSAGE_FIELD, "X-Capmo-Signature", PAYLOAD_MESSAGE, 1, 1},
     {"{" HEAD EVENTS ",\"signature\":\"none\"}", SIGN_NONE, NULL, PAYLOAD_RAW, 0, 0},
-    {"{" HEAD EVENTS ",\"signature\":\"none\",\"secrets\":[]}", SIGN_NONE, NULL, PAYLOAD_RAW, 0,
-     0},
+    {"{" HEAD EVENTS ",\"signature\":\"none\",\"secrets\":[]}", SIGN_NONE, NULL, PAYLOAD_RAW, 0, 0},
     {"{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
      "\"secrets\":[\"whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}",
      SIGN_STANDARD_WEBHOOKS_ED25519, NULL, PAYLOAD_RAW, 1, 32},
@@ -229,22 +230,24 @@ static const struct bad_case bad_cases[] = {
     {"misspelt field", DOC(",\"max_attempt\":3"), "max_attempt"},
     {"missing id", "{\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS "}",
      "id"},
-    {"numeric id", "{\"id\":1,\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS
-                   "}",
+    {"numeric id",
+     "{\"id\":1,\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS "}", "id"},
+    {"empty id",
+     "{\"id\":\"\",\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS "}",
      "id"},
-    {"empty id", "{\"id\":\"\",\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS
-                 "}",
+    {"id with a space",
+     "{\"id\":\"a b\",\"tenant\":\"o\",\"url\":\"https://e.com\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "id"},
-    {"id with a space", "{\"id\":\"a b\",\"tenant\":\"o\",\"url\":\"https://e.com\","
-                        "\"events\":[\"x\"]" SECRETS "}",
-     "id"},
-    {"id with a slash", "{\"id\":\"a/b\",\"tenant\":\"o\",\"url\":\"https://e.com\","
-                        "\"events\":[\"x\"]" SECRETS "}",
+    {"id with a slash",
+     "{\"id\":\"a/b\",\"tenant\":\"o\",\"url\":\"https://e.com\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "id"},
     {"missing tenant", "{\"id\":\"s\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS "}",
      "tenant"},
-    {"tenant with a space", "{\"id\":\"s\",\"tenant\":\"o 1\",\"url\":\"https://e.com\","
-                            "\"events\":[\"x\"]" SECRETS "}",
+    {"tenant with a space",
+     "{\"id\":\"s\",\"tenant\":\"o 1\",\"url\":\"https://e.com\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "tenant"},
     {"numeric name", DOC(",\"name\":1"), "name"},
     {"numeric description", DOC(",\"description\":false"), "description"},
@@ -252,55 +255,66 @@ static const struct bad_case bad_cases[] = {
     {"missing url", "{\"id\":\"s\",\"tenant\":\"o\",\"events\":[\"x\"]" SECRETS "}", "url"},
     {"numeric url", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":5,\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"ftp url", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"ftp://e.com/x\",\"events\":[\"x\"]" SECRETS
-                "}",
+    {"ftp url",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"ftp://e.com/x\",\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"file url", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"file:///etc/passwd\","
-                 "\"events\":[\"x\"]" SECRETS "}",
+    {"file url",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"file:///etc/passwd\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"gopher url", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"gopher://e.com/\","
-                   "\"events\":[\"x\"]" SECRETS "}",
+    {"gopher url",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"gopher://e.com/\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"relative url", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"/hook\",\"events\":[\"x\"]" SECRETS
-                     "}",
+    {"relative url",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"/hook\",\"events\":[\"x\"]" SECRETS "}", "url"},
+    {"url without scheme",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"example.com/hook\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url without scheme", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"example.com/hook\","
-                           "\"events\":[\"x\"]" SECRETS "}",
+    {"url with user and password",
+     "{\"id\":\"s\",\"tenant\":\"o\","
+     "\"url\":\"https://user:pw@e.com/\",\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with user and password", "{\"id\":\"s\",\"tenant\":\"o\","
-                                   "\"url\":\"https://user:pw@e.com/\",\"events\":[\"x\"]" SECRETS
-                                   "}",
+    {"url with user only",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://user@e.com/\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with user only", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://user@e.com/\","
-                           "\"events\":[\"x\"]" SECRETS "}",
+    {"url with password only",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://:pw@e.com/\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with password only", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://:pw@e.com/\","
-                               "\"events\":[\"x\"]" SECRETS "}",
+    {"url without host",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https:///path\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url without host", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https:///path\","
-                         "\"events\":[\"x\"]" SECRETS "}",
+    {"url with one slash",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"http:/e.com/x\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with one slash", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"http:/e.com/x\","
-                           "\"events\":[\"x\"]" SECRETS "}",
+    {"url with an empty authority",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://?x=1\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with an empty authority", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://?x=1\","
-                                    "\"events\":[\"x\"]" SECRETS "}",
+    {"url of a scheme only",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url of a scheme only", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://\","
-                             "\"events\":[\"x\"]" SECRETS "}",
+    {"url with a space",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://e.com/a b\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with a space", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://e.com/a b\","
-                         "\"events\":[\"x\"]" SECRETS "}",
+    {"url with a space in the host",
+     "{\"id\":\"s\",\"tenant\":\"o\","
+     "\"url\":\"https://exa mple.com/\",\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with a space in the host", "{\"id\":\"s\",\"tenant\":\"o\","
-                                     "\"url\":\"https://exa mple.com/\",\"events\":[\"x\"]" SECRETS
-                                     "}",
+    {"url with a newline",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://e.com/\\n\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
-    {"url with a newline", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://e.com/\\n\","
-                           "\"events\":[\"x\"]" SECRETS "}",
-     "url"},
-    {"url with a bad port", "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://e.com:99999/\","
-                            "\"events\":[\"x\"]" SECRETS "}",
+    {"url with a bad port",
+     "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"https://e.com:99999/\","
+     "\"events\":[\"x\"]" SECRETS "}",
      "url"},
     {"lower-case method", DOC(",\"method\":\"post\""), "method"},
     {"GET method", DOC(",\"method\":\"GET\""), "method"},
@@ -313,8 +327,7 @@ static const struct bad_case bad_cases[] = {
     {"events as a string", "{" HEAD ",\"events\":\"post.created\"" SECRETS "}", "events"},
     {"events as an object", "{" HEAD ",\"events\":{\"a\":\"b\"}" SECRETS "}", "events"},
     {"numeric event", "{" HEAD ",\"events\":[1]" SECRETS "}", "events[0]"},
-    {"second event with a space", "{" HEAD ",\"events\":[\"a\",\"b c\"]" SECRETS "}",
-     "events[1]"},
+    {"second event with a space", "{" HEAD ",\"events\":[\"a\",\"b c\"]" SECRETS "}", "events[1]"},
     {"empty event", "{" HEAD ",\"events\":[\"a\",\"b\",\"\"]" SECRETS "}", "events[2]"},
     {"star without a dot", "{" HEAD ",\"events\":[\"post*\"]" SECRETS "}", "events[0]"},
     {"star in the middle", "{" HEAD ",\"events\":[\"post.*.x\"]" SECRETS "}", "events[0]"},
@@ -327,26 +340,32 @@ static const struct bad_case bad_cases[] = {
     {"unknown scheme", DOC(",\"signature\":\"hmac-sha512\""), "signature"},
     {"upper-case scheme", DOC(",\"signature\":\"STANDARD-WEBHOOKS\""), "signature"},
     {"header with standard-webhooks", DOC(",\"signature_header\":\"X-Sig\""), "signature_header"},
-    {"header with ed25519", "{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
-                            "\"signature_header\":\"X-Sig\"}",
+    {"header with ed25519",
+     "{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
+     "\"signature_header\":\"X-Sig\"}",
      "signature_header"},
     {"header with none", "{" HEAD EVENTS ",\"signature\":\"none\",\"signature_header\":\"X-Sig\"}",
      "signature_header"},
-    {"header name with a space", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
-                                 "\"secrets\":[\"k\"],\"signature_header\":\"X Sig\"}",
+    {"header name with a space",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"k\"],\"signature_header\":\"X Sig\"}",
      "signature_header"},
-    {"empty header name", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
-                          "\"secrets\":[\"k\"],\"signature_header\":\"\"}",
+    {"empty header name",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"k\"],\"signature_header\":\"\"}",
      "signature_header"},
-    {"numeric header name", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
-                            "\"secrets\":[\"k\"],\"signature_header\":7}",
+    {"numeric header name",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"k\"],\"signature_header\":7}",
      "signature_header"},
-    {"Content-Type as signature header", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
-                                         "\"secrets\":[\"k\"],\"signature_header\":\"content-type\"}",
+    {"Content-Type as signature header",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"k\"],\"signature_header\":\"content-type\"}",
      "signature_header"},
-    {"webhook-signature as signature header", "{" HEAD EVENTS ",\"signature\":\"timestamped\","
-                                              "\"secrets\":[\"k\"],"
-                                              "\"signature_header\":\"Webhook-Signature\"}",
+    {"webhook-signature as signature header",
+     "{" HEAD EVENTS ",\"signature\":\"timestamped\","
+     "\"secrets\":[\"k\"],"
+     "\"signature_header\":\"Webhook-Signature\"}",
      "signature_header"},
     {"missing secrets", "{" HEAD EVENTS "}", "secrets"},
     {"empty secrets", "{" HEAD EVENTS ",\"secrets\":[]}", "secrets"},
@@ -355,31 +374,35 @@ static const struct bad_case bad_cases[] = {
     {"none with a secret", "{" HEAD EVENTS ",\"signature\":\"none\",\"secrets\":[\"k\"]}",
      "secrets"},
     {"numeric secret", "{" HEAD EVENTS ",\"secrets\":[5]}", "secrets[0]"},
-    {"secret without whsec_", "{" HEAD EVENTS ",\"secrets\":[\"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}",
-     "secrets[0]"},
+    {"secret without whsec_",
+     "{" HEAD EVENTS ",\"secrets\":[\"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]}", "secrets[0]"},
     {"second secret bad", "{" HEAD EVENTS ",\"secrets\":[\"" SECRET "\",\"whsec_!!!!\"]}",
      "secrets[1]"},
-    {"whsec_ secret too short", "{" HEAD EVENTS ",\"secrets\":[\"whsec_dGVzdA==\"]}",
-     "secrets[0]"},
+    {"whsec_ secret too short", "{" HEAD EVENTS ",\"secrets\":[\"whsec_dGVzdA==\"]}", "secrets[0]"},
     {"empty whsec_ secret", "{" HEAD EVENTS ",\"secrets\":[\"whsec_\"]}", "secrets[0]"},
     {"empty plain secret", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\",\"secrets\":[\"\"]}",
      "secrets[0]"},
-    {"ed25519 key for hmac", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
-                             "\"secrets\":[\"whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}",
+    {"ed25519 key for hmac",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"whsk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}",
      "secrets[0]"},
-    {"whsec_ for ed25519", "{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
-                           "\"secrets\":[\"" SECRET "\"]}",
+    {"whsec_ for ed25519",
+     "{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
+     "\"secrets\":[\"" SECRET "\"]}",
      "secrets[0]"},
-    {"public key for ed25519", "{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
-                               "\"secrets\":[\"whpk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}",
+    {"public key for ed25519",
+     "{" HEAD EVENTS ",\"signature\":\"standard-webhooks-ed25519\","
+     "\"secrets\":[\"whpk_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo=\"]}",
      "secrets[0]"},
     {"unknown payload", DOC(",\"payload\":\"xml\""), "payload"},
     {"numeric payload", DOC(",\"payload\":0"), "payload"},
-    {"message-field without payload", "{" HEAD EVENTS ",\"signature\":\"message-field\","
-                                      "\"secrets\":[\"k\"]}",
+    {"message-field without payload",
+     "{" HEAD EVENTS ",\"signature\":\"message-field\","
+     "\"secrets\":[\"k\"]}",
      "payload"},
-    {"message-field with raw payload", "{" HEAD EVENTS ",\"signature\":\"message-field\","
-                                       "\"secrets\":[\"k\"],\"payload\":\"raw\"}",
+    {"message-field with raw payload",
+     "{" HEAD EVENTS ",\"signature\":\"message-field\","
+     "\"secrets\":[\"k\"],\"payload\":\"raw\"}",
      "payload"},
     {"headers as an array", DOC(",\"headers\":[\"X-Foo: 1\"]"), "headers"},
     {"numeric header value", DOC(",\"headers\":{\"X-Foo\":5}"), "headers.X-Foo"},
@@ -403,12 +426,14 @@ static const struct bad_case bad_cases[] = {
     {"Transfer-Encoding header", DOC(",\"headers\":{\"Transfer-Encoding\":\"chunked\"}"),
      "headers.Transfer-Encoding"},
     {"User-Agent header", DOC(",\"headers\":{\"User-Agent\":\"x\"}"), "headers.User-Agent"},
-    {"the scheme's default header", "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
-                                    "\"secrets\":[\"k\"],\"headers\":{\"x-signature\":\"x\"}}",
+    {"the scheme's default header",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"k\"],\"headers\":{\"x-signature\":\"x\"}}",
      "headers.x-signature"},
-    {"the configured signature header", "{" HEAD EVENTS ",\"signature\":\"timestamped\","
-                                        "\"secrets\":[\"k\"],\"signature_header\":\"X-My-Sig\","
-                                        "\"headers\":{\"x-my-sig\":\"x\"}}",
+    {"the configured signature header",
+     "{" HEAD EVENTS ",\"signature\":\"timestamped\","
+     "\"secrets\":[\"k\"],\"signature_header\":\"X-My-Sig\","
+     "\"headers\":{\"x-my-sig\":\"x\"}}",
      "headers.x-my-sig"},
     {"duplicate header", DOC(",\"headers\":{\"X-A\":\"1\",\"x-a\":\"2\"}"), "headers.x-a"},
     {"max_attempts 0", DOC(",\"max_attempts\":0"), "max_attempts"},
@@ -456,8 +481,8 @@ static void test_limits(void **state)
         buf_reset(&b);
         buf_appends(&b, "{\"id\":\"");
         append_repeat(&b, "i", n);
-        buf_appends(&b, "\",\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS
-                        "}");
+        buf_appends(&b,
+                    "\",\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS "}");
         if (n == SUBS_ID_MAX) {
             sub = parse_ok(b.data);
             assert_int_equal(strlen(sub->id), SUBS_ID_MAX);
@@ -482,7 +507,8 @@ static void test_limits(void **state)
     for (size_t n = SUBS_URL_MAX; n <= SUBS_URL_MAX + 1; n++) {
         static const char prefix[] = "https://example.com/";
         buf_reset(&b);
-        buf_appends(&b, "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\"" "https://example.com/");
+        buf_appends(&b, "{\"id\":\"s\",\"tenant\":\"o\",\"url\":\""
+                        "https://example.com/");
         append_repeat(&b, "p", n - (sizeof(prefix) - 1));
         buf_appends(&b, "\",\"events\":[\"x\"]" SECRETS "}");
         if (n == SUBS_URL_MAX) {
@@ -646,9 +672,8 @@ static void test_accepted_subs_can_sign(void **state)
         int rc = sign_request_check(sub->scheme, sub->signature_header, &in, why, sizeof(why));
         if (rc)
             fail_msg("doc %zu: sign_request_check: %s", i, why);
-        assert_int_equal(sign_request(sub->scheme, sub->signature_header, sub->keys, sub->nkeys,
-                                      &in, &sh),
-                         0);
+        assert_int_equal(
+            sign_request(sub->scheme, sub->signature_header, sub->keys, sub->nkeys, &in, &sh), 0);
         assert_true(sh.n >= 1);
         sign_headers_release(&sh);
         subs_unref(sub);
@@ -698,8 +723,8 @@ static void test_subs_matches(void **state)
         const char *type;
         bool match;
     } cases[] = {
-        {"post.created", true}, {"post.x.y", true},   {"user.deleted", true},
-        {"user.created", false}, {"post", false},     {"comment.created", false},
+        {"post.created", true},  {"post.x.y", true}, {"user.deleted", true},
+        {"user.created", false}, {"post", false},    {"comment.created", false},
     };
     struct sub *a = parse_ok(active), *d = parse_ok(disabled);
     (void)state;
