@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,6 +165,76 @@ int event_new(const char *id, const char *type, const char *tenant, const char *
     return 0;
 }
 
+/*
+ * cJSON decodes "\u0000" into a NUL and hands out C strings, so "evt\u0000a"
+ * and "evt\u0000b" would both read as "evt": two events sharing one
+ * webhook-id. This slow path runs only when the raw bytes contain an escaped
+ * NUL at all, and reports whether it sits inside the string value of the
+ * top-level member `name`. The input is known to be valid JSON here.
+ */
+static size_t skip_ws(const char *p, size_t i, size_t len)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* Index just past the string starting at p[i] == '"'. */
+static size_t skip_string(const char *p, size_t i, size_t len)
+{
+    for (i++; i < len && p[i] != '"'; i++)
+        if (p[i] == '\\')
+            i++;
+    return i + 1;
+}
+
+static size_t skip_value(const char *p, size_t i, size_t len)
+{
+    int depth = 0;
+    if (i < len && p[i] == '"')
+        return skip_string(p, i, len);
+    for (; i < len; i++) {
+        if (p[i] == '"') {
+            i = skip_string(p, i, len) - 1;
+        } else if (p[i] == '{' || p[i] == '[') {
+            depth++;
+        } else if (p[i] == '}' || p[i] == ']') {
+            if (depth-- == 0)
+                return i;
+            if (depth == 0)
+                return i + 1;
+        } else if (depth == 0 && (p[i] == ',' || p[i] == ' ' || p[i] == '\n' ||
+                                  p[i] == '\t' || p[i] == '\r')) {
+            return i;
+        }
+    }
+    return i;
+}
+
+static bool nul_in_member(const char *p, size_t len, const char *const *names, size_t nnames)
+{
+    size_t i = skip_ws(p, 0, len);
+    if (i >= len || p[i] != '{')
+        return false;
+    for (i = skip_ws(p, i + 1, len); i < len && p[i] == '"';) {
+        size_t kend = skip_string(p, i, len), vstart, vend;
+        bool wanted = false;
+        /* Keys are compared raw: an escaped key spelling is not one of ours. */
+        for (size_t n = 0; n < nnames; n++)
+            wanted = wanted || (kend - i - 2 == strlen(names[n]) &&
+                                memcmp(p + i + 1, names[n], kend - i - 2) == 0);
+        vstart = skip_ws(p, skip_ws(p, kend, len) + 1, len);
+        vend = skip_value(p, vstart, len);
+        if (wanted && vstart < len && p[vstart] == '"' &&
+            memmem(p + vstart, vend - vstart, "\\u0000", 6))
+            return true;
+        i = skip_ws(p, vend, len);
+        if (i < len && p[i] == ',')
+            i = skip_ws(p, i + 1, len);
+    }
+    return false;
+}
+
 /* Returns the string member name of obj, or NULL; *present tells absent from non-string. */
 static const char *member_str(const cJSON *obj, const char *name, int *present)
 {
@@ -215,6 +286,14 @@ int event_parse(const char *value, size_t len, const char *key, size_t key_len, 
         *reject = EVENT_REJECT_NOT_OBJECT;
         why_set(why, whylen, "the event is not a JSON object");
         goto out;
+    }
+    if (memmem(value, len, "\\u0000", 6)) {
+        static const char *const idents[] = {"id", "type", "tenant"};
+        if (nul_in_member(value, len, idents, 3)) {
+            *reject = EVENT_REJECT_BAD_ID;
+            why_set(why, whylen, "\"id\", \"type\" and \"tenant\" may not contain NUL");
+            goto out;
+        }
     }
     id = member_str(root, "id", &present);
     if (!present) {

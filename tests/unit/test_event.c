@@ -553,6 +553,43 @@ static void test_refcount(void **state)
     event_unref(NULL); /* a no-op */
 }
 
+/*
+ * An escaped NUL inside id, type or tenant is refused (cJSON would cut the
+ * string there, so two different ids could become one webhook-id); an
+ * escaped NUL elsewhere, including in a nested "id", is ordinary data.
+ */
+static void test_escaped_nul_in_identifiers(void **state)
+{
+    static const struct {
+        const char *json;
+        int rc;
+    } cases[] = {
+        {"{\"id\":\"evt\\u0000a\",\"type\":\"t\",\"tenant\":\"x\"}", HERALD_EPARSE},
+        {"{\"id\":\"e\",\"type\":\"t\\u0000\",\"tenant\":\"x\"}", HERALD_EPARSE},
+        {" { \"tenant\" : \"x\\u0000\" , \"id\" : \"e\" , \"type\" : \"t\" } ", HERALD_EPARSE},
+        {"{\"a\":[1,{\"b\":\"}\"}],\"id\":\"x\\u0000y\",\"type\":\"t\",\"tenant\":\"x\"}",
+         HERALD_EPARSE},
+        {"{\"data\":{\"id\":\"a\\u0000\"},\"id\":\"e\",\"type\":\"t\",\"tenant\":\"x\"}", 0},
+        {"{\"data\":\"\\u0000\",\"id\":\"e\",\"type\":\"t\",\"tenant\":\"x\"}", 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event *ev = NULL;
+        enum event_reject r = EVENT_REJECT_NONE;
+        char why[128];
+        int rc = event_parse(cases[i].json, strlen(cases[i].json), NULL, 0, 1 << 20, &ev, &r,
+                             why, sizeof(why));
+        assert_int_equal(rc, cases[i].rc);
+        if (rc) {
+            assert_int_equal(r, EVENT_REJECT_BAD_ID);
+            assert_null(ev);
+        } else {
+            assert_string_equal(ev->id, "e");
+            event_unref(ev);
+        }
+    }
+}
+
 static void test_event_new(void **state)
 {
     static const char body[] = "raw\0bytes";
@@ -579,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_key_with_nul),     cmocka_unit_test(test_reject_names),
         cmocka_unit_test(test_parse_time),       cmocka_unit_test(test_check_ident),
         cmocka_unit_test(test_refcount),         cmocka_unit_test(test_event_new),
+        cmocka_unit_test(test_escaped_nul_in_identifiers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
