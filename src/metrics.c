@@ -19,8 +19,8 @@ static const char *const dlq_names[] = {
 #undef XX
 };
 
-static const char *const outcome_names[METRICS_OUTCOMES] = {"delivered", "retry",
-                                                            "dead_lettered", "gone", "deferred"};
+static const char *const outcome_names[METRICS_OUTCOMES] = {"delivered", "retry", "dead_lettered",
+                                                            "gone", "deferred"};
 static const char *const class_names[METRICS_STATUS_CLASSES] = {"none", "1xx", "2xx",
                                                                 "3xx",  "4xx", "5xx"};
 /* Upper bounds in seconds of the latency histogram. */
@@ -45,13 +45,13 @@ enum metrics_dlq_reason metrics_dlq_reason_of(const char *reason)
     return METRICS_DLQ_POISON;
 }
 
-void metrics_delivery(int outcome, long status, int64_t latency_us, bool attempted)
+void metrics_delivery(int outcome, long status, int64_t latency_us, bool sent)
 {
     int cls = status >= 100 && status <= 599 ? (int)(status / 100) : 0;
     if (outcome < 0 || outcome >= METRICS_OUTCOMES)
         return;
     METRIC_INC(deliveries[outcome][cls]);
-    if (!attempted)
+    if (!sent)
         return;
     for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
         if ((double)latency_us <= latency_bounds[i] * 1e6) {
@@ -65,16 +65,52 @@ void metrics_delivery(int outcome, long status, int64_t latency_us, bool attempt
 
 void metrics_set_tiers(const char *const *labels, size_t n)
 {
-    for (size_t i = 0; i < ntier_labels; i++)
+    size_t count = 0;
+    /*
+     * Called once at start-up, when the HTTP thread may already be serving
+     * /metrics: it reads only the first ntier_labels entries, so the count is
+     * published after the labels it covers are written.
+     */
+    for (size_t i = 0, old = __atomic_exchange_n(&ntier_labels, 0, __ATOMIC_ACQ_REL); i < old; i++)
         free(tier_labels[i]);
-    ntier_labels = 0;
     for (size_t i = 0; i < n && i < RETRY_MAX_TIERS; i++) {
         tier_labels[i] = strdup(labels[i]);
-        if (tier_labels[i])
-            ntier_labels++;
-        else
+        if (!tier_labels[i])
             break;
+        count++;
     }
+    __atomic_store_n(&ntier_labels, count, __ATOMIC_RELEASE);
+}
+
+static double num_field(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/*
+ * Messages of one partition not yet committed, or -1 when unknown.
+ * librdkafka's consumer_lag is -1 until the group has committed an offset
+ * for the partition, which is exactly the case of a partition stuck on its
+ * first messages; such a partition is counted from the log start, where
+ * herald begins (auto.offset.reset=earliest), so its lag is not hidden.
+ */
+static double partition_lag(const cJSON *p)
+{
+    double lag = num_field(p, "consumer_lag");
+    double end = num_field(p, "ls_offset"), committed, start;
+
+    if (lag >= 0)
+        return lag;
+    if (end < 0)
+        end = num_field(p, "hi_offset");
+    if (end < 0)
+        return -1; /* no fetch or offset query answered yet */
+    committed = num_field(p, "committed_offset");
+    if (committed >= 0)
+        return committed <= end ? end - committed : 0;
+    start = num_field(p, "lo_offset");
+    return start >= 0 && start <= end ? end - start : end;
 }
 
 /* Builds herald_consumer_lag lines from librdkafka's statistics JSON. */
@@ -92,16 +128,17 @@ void metrics_set_lag(const char *stats_json, size_t len)
         cJSON *parts = cJSON_GetObjectItemCaseSensitive(t, "partitions");
         for (cJSON *p = parts ? parts->child : NULL; p; p = p->next) {
             cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "partition");
-            cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
             cJSON *state = cJSON_GetObjectItemCaseSensitive(p, "fetch_state");
-            if (!cJSON_IsNumber(pid) || pid->valueint < 0 || !cJSON_IsNumber(lag) ||
-                lag->valuedouble < 0)
-                continue;
+            double lag;
+            if (!cJSON_IsNumber(pid) || pid->valueint < 0)
+                continue; /* -1 is librdkafka's internal "unassigned" partition */
             if (cJSON_IsString(state) && strcmp(state->valuestring, "none") == 0)
                 continue; /* not assigned to this member */
+            if ((lag = partition_lag(p)) < 0)
+                continue;
             buf_appendf(&b, "herald_consumer_lag{topic=\"");
             buf_append_json_str(&b, t->string, strlen(t->string));
-            buf_appendf(&b, "\",partition=\"%d\"} %.0f\n", pid->valueint, lag->valuedouble);
+            buf_appendf(&b, "\",partition=\"%d\"} %.0f\n", pid->valueint, lag);
         }
     }
     cJSON_Delete(root);
@@ -165,7 +202,7 @@ int metrics_render(struct buf *b)
                 (unsigned long long)LOAD(metrics.latency_count));
     buf_appends(b, "# HELP herald_retries_enqueued_total Jobs written to a retry tier.\n"
                    "# TYPE herald_retries_enqueued_total counter\n");
-    for (size_t i = 0; i < ntier_labels; i++)
+    for (size_t i = 0, n = __atomic_load_n(&ntier_labels, __ATOMIC_ACQUIRE); i < n; i++)
         buf_appendf(b, "herald_retries_enqueued_total{tier=\"%s\"} %llu\n", tier_labels[i],
                     (unsigned long long)LOAD(metrics.retries_enqueued[i]));
     buf_appends(b, "# HELP herald_dead_letters_total Records written to the dead-letter topic, "
@@ -173,9 +210,12 @@ int metrics_render(struct buf *b)
     for (int r = 0; r < METRICS_DLQ_COUNT; r++)
         buf_appendf(b, "herald_dead_letters_total{reason=\"%s\"} %llu\n", dlq_names[r],
                     (unsigned long long)LOAD(metrics.dead_letters[r]));
-    counter(b, "herald_cache_hits_total", "Subscription lookups served from memory.",
+    counter(b, "herald_cache_hits_total",
+            "Events and retry jobs whose tenant's subscriptions were served from memory.",
             LOAD(metrics.cache_hits));
-    counter(b, "herald_cache_misses_total", "Subscription lookups that went to Redis.",
+    counter(b, "herald_cache_misses_total",
+            "Events and retry jobs whose tenant was not in memory; the misses of one tenant "
+            "share one Redis lookup.",
             LOAD(metrics.cache_misses));
     counter(b, "herald_cache_lookup_failures_total", "Redis lookups that failed or timed out.",
             LOAD(metrics.cache_lookup_failures));
@@ -203,8 +243,9 @@ int metrics_render(struct buf *b)
     gauge(b, "herald_redis_up", "1 while the Redis connection is up.", LOAD(metrics.redis_up));
     gauge(b, "herald_producer_healthy", "0 after a fatal Kafka producer error.",
           LOAD(metrics.producer_healthy));
-    buf_appends(b, "# HELP herald_consumer_lag Messages behind the high watermark, per assigned "
-                   "partition (librdkafka statistics).\n# TYPE herald_consumer_lag gauge\n");
+    buf_appends(b, "# HELP herald_consumer_lag Messages not yet committed, per assigned partition: "
+                   "log end minus the committed offset, or minus the log start before the first "
+                   "commit (librdkafka statistics).\n# TYPE herald_consumer_lag gauge\n");
     pthread_mutex_lock(&lag_lock);
     if (lag_text)
         buf_appends(b, lag_text);

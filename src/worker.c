@@ -488,14 +488,16 @@ static void on_job_done(struct job *job, void *arg)
     struct worker *w = arg;
     struct retry_decision d;
     struct attempt_source src;
+    /* Deferred: no attempt at all. Sent: a request actually went out (a latency sample). */
     bool attempted = !job->result.deferred;
+    bool sent = attempted && !job->result.unsendable && !job->result.refused;
     int outcome;
 
     d = retry_decide(&w->policy, &job->result, job->attempt, max_attempts_of(w, job->sub),
                      rnd01(w));
     job->decision = d;
     outcome = attempted ? (int)d.verdict : 4;
-    metrics_delivery(outcome, job->result.status, job->latency_us, attempted);
+    metrics_delivery(outcome, job->result.status, job->latency_us, sent);
     if (attempted) {
         src.topic = w->topics[job->origin->topic].name;
         src.partition = job->origin->partition;

@@ -75,8 +75,8 @@ extern struct metrics metrics;
 const char *metrics_dlq_reason_name(enum metrics_dlq_reason r);
 enum metrics_dlq_reason metrics_dlq_reason_of(const char *reason);
 
-/* Counts one finished attempt (or deferral) with its latency. */
-void metrics_delivery(int outcome, long status, int64_t latency_us, bool attempted);
+/* Counts one finished attempt (or deferral); sent: a request went out, so it has a latency. */
+void metrics_delivery(int outcome, long status, int64_t latency_us, bool sent);
 
 /* Tier labels used in herald_retries_enqueued_total; set once at start-up. */
 void metrics_set_tiers(const char *const *labels, size_t n);
