@@ -54,9 +54,13 @@ struct xfer {
     struct job *job;
     struct endpoint *ep;
     size_t received;
+    size_t header_bytes; /* every response head of this request, 1xx and trailers included */
     bool cut_off;
-    bool refused;
+    bool headers_over;
+    bool refused;  /* the guard refused at least one address of this request */
+    bool admitted; /* the guard let at least one address through */
     char refused_why[128];
+    char errbuf[CURL_ERROR_SIZE]; /* curl's detail ("Recv failure: Connection reset by peer") */
 };
 
 struct dispatch {
@@ -82,7 +86,13 @@ struct dispatch {
 };
 
 #define ENDPOINT_QUEUE_MIN 256
-#define ENDPOINT_IDLE_MS (10 * 60 * 1000)
+#define ENDPOINT_IDLE_MS   (10 * 60 * 1000)
+/*
+ * Response header bytes read before a request is cut off. Real receivers
+ * send a few KiB; a hostile one could stream headers forever, and libcurl's
+ * own limit depends on the build, so herald bounds them itself.
+ */
+#define RESPONSE_HEADERS_MAX (64 * 1024)
 
 static void pump(struct dispatch *d);
 static void check_done(struct dispatch *d);
@@ -251,6 +261,11 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     const char *v;
     size_t vlen;
 
+    x->header_bytes += n;
+    if (x->header_bytes > RESPONSE_HEADERS_MAX) {
+        x->headers_over = true;
+        return 0; /* curl ends the transfer with CURLE_WRITE_ERROR */
+    }
     if (n >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* A new response head (e.g. after 100 Continue): forget the previous one's headers. */
         x->job->result.retry_after_ms = -1;
@@ -269,8 +284,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
-                                    struct curl_sockaddr *addr)
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
 {
     struct xfer *x = clientp;
     enum netguard_class cls = NETGUARD_OTHER;
@@ -282,6 +296,7 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                  netguard_class_name(cls));
         return CURL_SOCKET_BAD;
     }
+    x->admitted = true;
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
@@ -457,8 +472,11 @@ static void xfer_put(struct dispatch *d, struct xfer *x)
     x->job = NULL;
     x->ep = NULL;
     x->received = 0;
+    x->header_bytes = 0;
     x->cut_off = false;
+    x->headers_over = false;
     x->refused = false;
+    x->admitted = false;
     x->refused_why[0] = '\0';
     x->next_free = d->free_xfers;
     d->free_xfers = x;
@@ -552,17 +570,27 @@ static void setup_easy(struct dispatch *d, struct xfer *x)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    /* Bytes that are not an HTTP response are an error, not a body (the default since 7.66). */
+    curl_easy_setopt(e, CURLOPT_HTTP09_ALLOWED, 0L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(d->opts.connect_timeout_ms < timeout ? d->opts.connect_timeout_ms
-                                                                 : timeout));
+    curl_easy_setopt(
+        e, CURLOPT_CONNECTTIMEOUT_MS,
+        (long)(d->opts.connect_timeout_ms < timeout ? d->opts.connect_timeout_ms : timeout));
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (d->ca_bundle && *d->ca_bundle)
         curl_easy_setopt(e, CURLOPT_CAINFO, d->ca_bundle);
-    /* An empty proxy string disables proxies, including the *_proxy environment variables. */
+    /*
+     * An empty proxy string disables proxies, including the *_proxy environment
+     * variables; an empty no-proxy list makes a configured proxy carry every
+     * request, whatever no_proxy says. Behind a proxy the SSRF guard sees the
+     * proxy's address, so that proxy must enforce the egress policy itself.
+     */
     curl_easy_setopt(e, CURLOPT_PROXY, d->proxy ? d->proxy : "");
+    curl_easy_setopt(e, CURLOPT_NOPROXY, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, d->user_agent);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
@@ -572,7 +600,8 @@ static void setup_easy(struct dispatch *d, struct xfer *x)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    x->errbuf[0] = '\0';
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     if (sub->method != SUBS_POST)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, subs_method_name(sub->method));
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
@@ -705,9 +734,18 @@ static void check_done(struct dispatch *d)
             if (x->cut_off)
                 snprintf(job->error, sizeof(job->error), "response body over %zu bytes",
                          d->opts.response_max);
+            else if (x->headers_over)
+                snprintf(job->error, sizeof(job->error), "response headers over %d bytes",
+                         RESPONSE_HEADERS_MAX);
             else
-                snprintf(job->error, sizeof(job->error), "%s", curl_easy_strerror(res));
-            if (x->refused && status == 0) {
+                snprintf(job->error, sizeof(job->error), "%s",
+                         x->errbuf[0] ? x->errbuf : curl_easy_strerror(res));
+            /*
+             * Refused only when no address was let through: a name that also
+             * resolves to an allowed address failed there like any other
+             * connection, and is retried.
+             */
+            if (x->refused && !x->admitted && status == 0) {
                 job->result.refused = true;
                 snprintf(job->error, sizeof(job->error), "%s", x->refused_why);
                 d->stats.refused++;

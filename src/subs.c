@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,7 +256,18 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
         for (size_t i = 0; i < sizeof(known_fields) / sizeof(known_fields[0]); i++)
             known = known || strcmp(it->string, known_fields[i]) == 0;
         if (!known)
-            return refuse(e, it->string, "unknown field");
+            return *it->string ? refuse(e, it->string, "unknown field")
+                               : refuse(e, "(document)", "a member has an empty name");
+        /*
+         * cJSON keeps every copy of a repeated member and herald reads the
+         * first, while other parsers keep the last: a control plane could
+         * check one "url" and herald deliver to another, and disabling would
+         * rewrite only one "status". Every member is a known field, so this
+         * loop is short.
+         */
+        for (const cJSON *prev = root->child; prev != it; prev = prev->next)
+            if (strcmp(prev->string, it->string) == 0)
+                return refuse(e, it->string, "appears more than once");
     }
 
     m = cJSON_GetObjectItemCaseSensitive(root, "id");
@@ -491,6 +503,18 @@ static bool has_nul(const char *json, size_t len)
     return false;
 }
 
+/* The decoded keys live on in the sub (cleansed by sign_key_release); the text copies go. */
+static void cleanse_secrets(cJSON *root)
+{
+    for (cJSON *m = root->child; m; m = m->next) {
+        if (!m->string || strcmp(m->string, "secrets") != 0)
+            continue;
+        for (cJSON *it = m->child; it; it = it->next)
+            if (cJSON_IsString(it) && it->valuestring)
+                OPENSSL_cleanse(it->valuestring, strlen(it->valuestring));
+    }
+}
+
 int subs_parse(const char *json, size_t len, struct sub **out, char *field, size_t fieldlen,
                char *why, size_t whylen)
 {
@@ -525,6 +549,8 @@ int subs_parse(const char *json, size_t len, struct sub **out, char *field, size
     }
     sub->refs = 1;
     rc = parse_doc(root, sub, &e);
+    if (cJSON_IsObject(root))
+        cleanse_secrets(root);
     cJSON_Delete(root);
     if (rc) {
         subs_unref(sub);

@@ -50,8 +50,9 @@ def wait_until(pred, timeout, what, interval=0.05):
 
 
 class Redis:
-    def __init__(self, workdir):
+    def __init__(self, workdir, password=None):
         self.port = free_port()
+        self.password = password  # optional requirepass; url and cli() then carry it
         self.dir = os.path.join(workdir, "redis-%d" % self.port)
         os.makedirs(self.dir, exist_ok=True)
         self.proc = None
@@ -59,18 +60,22 @@ class Redis:
 
     @property
     def url(self):
+        if self.password:
+            return "redis://:%s@127.0.0.1:%d/0" % (self.password, self.port)
         return "redis://127.0.0.1:%d/0" % self.port
 
     def start(self):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--logfile", os.path.join(self.dir, "log")],
+             "--appendonly", "no", "--dir", self.dir, "--logfile", os.path.join(self.dir, "log")]
+            + (["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: self.cli("PING") == "PONG", 10, "redis-server to answer")
 
     def cli(self, *args):
+        env = dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
         r = subprocess.run(["redis-cli", "-p", str(self.port)] + [str(a) for a in args],
-                           capture_output=True, text=True, timeout=10)
+                           capture_output=True, text=True, timeout=10, env=env)
         return r.stdout.strip()
 
     def stop(self):
@@ -384,12 +389,13 @@ def event(event_id, type_, tenant, **data):
 class Env:
     """A test environment: temp dir, Redis, broker, receiver, workers; torn down in reverse."""
 
-    def __init__(self, name, partitions=4, topics=None, receiver_delay=0.0, behaviour=None):
+    def __init__(self, name, partitions=4, topics=None, receiver_delay=0.0, behaviour=None,
+                 redis_password=None):
         self.dir = tempfile.mkdtemp(prefix="herald-%s-" % name)
         self.stack = contextlib.ExitStack()
         self.keep = os.environ.get("HERALD_KEEP_TEST_DIRS") == "1"
         try:
-            self.redis = Redis(self.dir)
+            self.redis = Redis(self.dir, redis_password)
             self.stack.callback(self.redis.stop)
             self.broker = Broker(self.dir, partitions, topics)
             self.stack.callback(self.broker.stop)

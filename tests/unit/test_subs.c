@@ -226,7 +226,17 @@ static const struct bad_case bad_cases[] = {
     {"array document", "[" DOC("") "]", "(document)"},
     {"trailing garbage", DOC("") " x", "(document)"},
     {"two documents", DOC("") DOC(""), "(document)"},
+    /* Found by fuzz_subs: cJSON keeps repeats, and disabling rewrote only the first. */
+    {"repeated status", DOC(",\"status\":\"active\",\"status\":\"disabled\""), "status"},
+    {"repeated url", "{" HEAD ",\"url\":\"http://169.254.169.254/\"" EVENTS SECRETS "}", "url"},
+    /* \u0000 would end the C string early: a header value, URL or secret cut short. */
+    {"NUL in a header value", DOC(",\"headers\":{\"X-A\":\"a\\u0000b\"}"), "(document)"},
+    {"NUL in a secret",
+     "{" HEAD EVENTS ",\"signature\":\"hmac-sha256-hex\","
+     "\"secrets\":[\"abc\\u0000def\"]}",
+     "(document)"},
     {"unknown field", DOC(",\"colour\":\"red\""), "colour"},
+    {"empty member name", DOC(",\"\":[\"k\"]"), "(document)"}, /* found by fuzz_subs */
     {"misspelt field", DOC(",\"max_attempt\":3"), "max_attempt"},
     {"missing id", "{\"tenant\":\"o\",\"url\":\"https://e.com\",\"events\":[\"x\"]" SECRETS "}",
      "id"},
