@@ -14,9 +14,11 @@
 #include "herald/subs.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,13 +117,13 @@ int admin_redis(struct admin_ctx *a)
         config_redact_url(a->cfg.redis_url, url, sizeof(url));
         fprintf(stderr, "herald: cannot connect to Redis at \"%s\": %s\n", url,
                 a->rc ? a->rc->errstr : "out of memory");
-        memset(u.password, 0, sizeof(u.password));
+        OPENSSL_cleanse(u.password, sizeof(u.password));
         return 1;
     }
     redisSetTimeout(a->rc, tv);
     if (u.password[0]) {
         r = redisCommand(a->rc, "AUTH %s", u.password);
-        memset(u.password, 0, sizeof(u.password));
+        OPENSSL_cleanse(u.password, sizeof(u.password));
         if (!r || r->type == REDIS_REPLY_ERROR) {
             fprintf(stderr, "herald: Redis AUTH failed: %s\n", r ? r->str : a->rc->errstr);
             freeReplyObject(r);
@@ -255,10 +257,29 @@ static int cmd_put(struct admin *a, int argc, char **argv)
     return 0;
 }
 
-/* Replaces each secret with its first few characters, enough to tell keys apart. */
+/* Custom headers that usually carry credentials; their values are not printed. */
+static bool header_is_credential(const char *name)
+{
+    static const char *const words[] = {"auth", "token", "secret", "key", "password",
+                                        "cookie", "signature", "credential", "session"};
+    char lower[160];
+    size_t i = 0;
+    for (; name[i] && i + 1 < sizeof(lower); i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[i] = '\0';
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+        if (strstr(lower, words[w]))
+            return true;
+    return false;
+}
+
+/*
+ * Replaces each secret with its prefix (enough to tell the kind of key) and
+ * the values of credential-like custom headers, unless --show-secrets.
+ */
 static char *redact_doc(const char *doc, size_t len)
 {
-    cJSON *root = cJSON_ParseWithLength(doc, len), *secrets;
+    cJSON *root = cJSON_ParseWithLength(doc, len), *secrets, *headers;
     char *out;
     if (!root)
         return NULL;
@@ -271,6 +292,17 @@ static char *redact_doc(const char *doc, size_t len)
             snprintf(masked, sizeof(masked), "%.*s****", (int)(keep < 8 ? keep : 8),
                      s->valuestring);
             cJSON_SetValuestring(s, masked);
+        }
+    }
+    headers = cJSON_GetObjectItemCaseSensitive(root, "headers");
+    for (cJSON *h = headers ? headers->child : NULL; h; h = h->next) {
+        if (cJSON_IsString(h) && header_is_credential(h->string)) {
+            /* Keep an auth scheme word ("Bearer ****") so the header stays recognisable. */
+            char masked[64];
+            const char *sp = strchr(h->valuestring, ' ');
+            int keep = sp && sp - h->valuestring < 16 ? (int)(sp - h->valuestring) + 1 : 0;
+            snprintf(masked, sizeof(masked), "%.*s****", keep, h->valuestring);
+            cJSON_SetValuestring(h, masked);
         }
     }
     out = cJSON_Print(root);

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -381,6 +382,8 @@ static int kafka_set(struct config *cfg, const char *rdkey, const char *value)
             v = strdup(value);
             if (!v)
                 return HERALD_ENOMEM;
+            /* An overridden value may be a password (a file value replaced from the env). */
+            OPENSSL_cleanse(cfg->kafka[i].value, strlen(cfg->kafka[i].value));
             free(cfg->kafka[i].value);
             cfg->kafka[i].value = v;
             return 0;
@@ -461,6 +464,8 @@ static int set_typed(struct config *cfg, const struct cfg_key *k, const char *va
         s = strdup(value);
         if (!s)
             return HERALD_ENOMEM;
+        if (*(char **)field && (k->flags & (F_URL | F_SECRET)))
+            OPENSSL_cleanse(*(char **)field, strlen(*(char **)field));
         free(*(char **)field);
         *(char **)field = s;
         return 0;
@@ -562,7 +567,11 @@ void config_release(struct config *cfg)
     for (size_t i = 0; i < NKEYS; i++) {
         void *field = (char *)cfg + keys[i].off;
         if (keys[i].type == T_STRING) {
-            free(*(char **)field);
+            char *v = *(char **)field;
+            /* URLs may carry passwords (redis.url, delivery.proxy). */
+            if (v && (keys[i].flags & (F_URL | F_SECRET)))
+                OPENSSL_cleanse(v, strlen(v));
+            free(v);
             *(char **)field = NULL;
         } else if (keys[i].type == T_LIST) {
             strlist_release((struct strlist *)field);
@@ -572,7 +581,7 @@ void config_release(struct config *cfg)
         free(cfg->kafka[i].key);
         /* kafka values may hold SASL passwords. */
         if (cfg->kafka[i].value) {
-            memset(cfg->kafka[i].value, 0, strlen(cfg->kafka[i].value));
+            OPENSSL_cleanse(cfg->kafka[i].value, strlen(cfg->kafka[i].value));
             free(cfg->kafka[i].value);
         }
     }

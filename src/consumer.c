@@ -24,7 +24,10 @@ struct consumer {
     size_t assigned;
     bool closed;
     bool joined;
+    uint64_t repoll_timer;
 };
+
+static void repoll(struct loop *loop, uint64_t id, void *arg);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -106,8 +109,22 @@ void consumer_poll(struct consumer *c)
         }
         c->cbs.message(c->arg, rkm);
     }
-    /* More may be queued, and librdkafka will not signal again until it drains. */
-    loop_wake_soon(c->loop);
+    /*
+     * More may be queued, and librdkafka writes to the pipe only when the
+     * queue goes from empty to non-empty, so it will not signal again: come
+     * back on the next turn of the loop (a timer, so other I/O goes first).
+     */
+    if (!c->repoll_timer)
+        c->repoll_timer = loop_timer(c->loop, 0, repoll, c);
+}
+
+static void repoll(struct loop *loop, uint64_t id, void *arg)
+{
+    struct consumer *c = arg;
+    (void)loop;
+    (void)id;
+    c->repoll_timer = 0;
+    consumer_poll(c);
 }
 
 static void on_wake(struct loop *loop, int fd, int events, void *arg)
@@ -143,6 +160,11 @@ int consumer_new(struct loop *loop, const struct config *cfg, const struct strli
         /* Bounded prefetch: paused partitions drop it, and memory stays small. */
         {"queued.max.messages.kbytes", "16384"},
         {"fetch.wait.max.ms", "100"},
+        /*
+         * librdkafka backs reconnects off up to 10 s (+50 % jitter), so after
+         * an outage consumption would resume up to 15 s after the brokers do.
+         */
+        {"reconnect.backoff.max.ms", "2000"},
     };
 
     *out = NULL;
@@ -196,7 +218,7 @@ int consumer_new(struct loop *loop, const struct config *cfg, const struct strli
         goto fail;
     }
     /* Messages may already be queued before the pipe was attached. */
-    loop_wake_soon(loop);
+    c->repoll_timer = loop_timer(loop, 0, repoll, c);
     *out = c;
     return 0;
 fail:
@@ -224,6 +246,8 @@ void consumer_free(struct consumer *c)
     if (!c)
         return;
     consumer_close(c);
+    if (c->repoll_timer)
+        loop_cancel(c->loop, c->repoll_timer);
     if (c->pipefd[0] >= 0)
         loop_unwatch(c->loop, c->pipefd[0]);
     if (c->q) {

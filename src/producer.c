@@ -37,6 +37,7 @@ struct producer {
     size_t in_kafka;
     bool fatal;
     struct producer_stats stats;
+    uint64_t kick_timer;
 };
 
 void producer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -94,6 +95,26 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     log_warn("producer", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+static void kick_fired(struct loop *loop, uint64_t id, void *arg)
+{
+    struct producer *p = arg;
+    (void)loop;
+    (void)id;
+    p->kick_timer = 0;
+    producer_poll(p);
+}
+
+/*
+ * Runs producer_poll after delay_ms. The pipe only signals delivery reports
+ * (and only when the queue goes from empty to non-empty), so a backlog needs
+ * its own wake-up: with nothing in flight no report would ever come.
+ */
+static void kick(struct producer *p, int64_t delay_ms)
+{
+    if (!p->kick_timer)
+        p->kick_timer = loop_timer(p->loop, delay_ms, kick_fired, p);
+}
+
 static void on_wake(struct loop *loop, int fd, int events, void *arg)
 {
     struct producer *p = arg;
@@ -127,6 +148,8 @@ int producer_new(struct loop *loop, const struct config *cfg, producer_ack_fn ac
         rd_kafka_conf_set(conf, "linger.ms", "5", why, sizeof(why)) ||
         rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", why, sizeof(why)) ||
         rd_kafka_conf_set(conf, "message.timeout.ms", "120000", why, sizeof(why)) ||
+        /* As the consumer: back off reconnects 2 s at most, not librdkafka's 10 s. */
+        rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "2000", why, sizeof(why)) ||
         rd_kafka_conf_set(conf, "client.id", "herald-producer", why, sizeof(why))) {
         snprintf(err, errlen, "producer defaults: %s", why);
         goto fail;
@@ -178,6 +201,8 @@ void producer_free(struct producer *p)
             rd_kafka_headers_destroy(r->headers);
         free(r);
     }
+    if (p->kick_timer)
+        loop_cancel(p->loop, p->kick_timer);
     if (p->pipefd[0] >= 0)
         loop_unwatch(p->loop, p->pipefd[0]);
     if (p->mainq) {
@@ -292,7 +317,7 @@ int producer_send(struct producer *p, const char *topic, const char *key, size_t
         goto drop;
     rc = backlog_push(p, topic, key, key_len, value, len, free_value, headers, opaque);
     if (rc == 0) {
-        loop_wake_soon(p->loop);
+        kick(p, 0);
         return 0;
     }
     if (droppable)
@@ -322,7 +347,7 @@ void producer_poll(struct producer *p)
         int rc = try_produce(p, r->topic, r->key, r->key_len, r->value, r->len, r->headers,
                              r->opaque, true);
         if (rc == HERALD_EFULL) {
-            loop_wake_soon(p->loop);
+            kick(p, 10); /* librdkafka's queue is full: give it a moment, do not spin */
             break;
         }
         p->bhead = r->next;

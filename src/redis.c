@@ -11,6 +11,7 @@
 #include "herald/log.h"
 
 #include <hiredis/async.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -415,7 +416,7 @@ void redis_free(struct redis *r)
         free(pd);
     }
     free(r->channel);
-    memset(r->url.password, 0, sizeof(r->url.password));
+    OPENSSL_cleanse(r->url.password, sizeof(r->url.password));
     free(r);
 }
 

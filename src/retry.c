@@ -154,9 +154,9 @@ int retry_parse_after(const char *value, int64_t now_ms, int64_t *delay_ms)
     if (isdigit((unsigned char)*p)) {
         long long secs = 0;
         for (; isdigit((unsigned char)*p); p++) {
+            secs = secs * 10 + (*p - '0');
             if (secs > 100000000LL)
                 return HERALD_EINVAL; /* years away: not a delay anyone means */
-            secs = secs * 10 + (*p - '0');
         }
         while (*p == ' ' || *p == '\t')
             p++;

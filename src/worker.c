@@ -135,6 +135,7 @@ struct worker {
 };
 
 static void origin_release(struct worker *w, struct origin *o);
+static void check_backpressure(struct worker *w);
 static void route_retry(struct worker *w, struct event *ev, struct origin *o, const char *sub_id,
                         int attempt, int64_t first_at);
 static void send_rec(struct rec *rec);
@@ -837,6 +838,12 @@ static void on_message(void *arg, rd_kafka_message_t *rkm)
         handle_event(w, rkm, o);
     origin_release(w, o);
     rd_kafka_message_destroy(rkm);
+    /*
+     * Check after every message, not once per poll batch: a batch is up to
+     * 1000 messages, each fanning out to many jobs, far past the cap. Once
+     * paused, librdkafka drops what it had fetched for these partitions.
+     */
+    check_backpressure(w);
 }
 
 static void on_assigned(void *arg, const rd_kafka_topic_partition_list_t *parts)
@@ -957,13 +964,10 @@ static void begin_stop(struct worker *w, const char *why)
     apply_pause_all(w);
 }
 
-static void before_wait(struct loop *loop, void *arg)
+/* Pauses consumption at delivery.max_pending and resumes it below half of that. */
+static void check_backpressure(struct worker *w)
 {
-    struct worker *w = arg;
     size_t pending = pending_work(w);
-    int64_t now = clock_mono_ms();
-
-    store_offsets(w, false);
     if (!w->paused_bp && pending >= (size_t)w->cfg->delivery_max_pending) {
         w->paused_bp = true;
         log_info("worker", "%zu jobs pending: pausing consumption", pending);
@@ -973,6 +977,16 @@ static void before_wait(struct loop *loop, void *arg)
         log_info("worker", "%zu jobs pending: resuming consumption", pending);
         apply_pause_all(w);
     }
+}
+
+static void before_wait(struct loop *loop, void *arg)
+{
+    struct worker *w = arg;
+    size_t pending = pending_work(w);
+    int64_t now = clock_mono_ms();
+
+    store_offsets(w, false);
+    check_backpressure(w);
     METRIC_SET(in_flight, (int64_t)dispatch_in_flight(w->dispatch));
     METRIC_SET(jobs_pending, (int64_t)pending);
     METRIC_SET(breakers_open, (int64_t)dispatch_breakers_open(w->dispatch));
