@@ -194,6 +194,11 @@ class Receiver:
             daemon_threads = True
             request_queue_size = 256
 
+            def handle_error(self, request, client_address):
+                # herald closing a connection on a timeout is expected here, not news.
+                if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+                    super().handle_error(request, client_address)
+
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -191,8 +191,11 @@ class RetryTest(unittest.TestCase):
         t0 = time.time()
         env.produce_events([event("old", "post.created", "t1")])
         wait_until(lambda: rx.delivered_ids("/ok") == {"old"}, 30, "old delivered")
-        time.sleep(1.1)  # a timestamp boundary for --since, not a wait for work
+        # The window starts after "old" was delivered, so after it was produced; the
+        # short pause keeps the boundary clear of the millisecond clock.
+        time.sleep(0.05)
         t1 = time.time()
+        time.sleep(0.05)
         env.produce_events([event("r1", "post.created", "t1"), event("r2", "post.updated", "t1"),
                             event("r3", "comment.created", "t1"),
                             event("r4", "post.created", "other_tenant")])
@@ -209,7 +212,8 @@ class RetryTest(unittest.TestCase):
                             again[1]["headers"]["webhook-timestamp"])
         self.assertTrue(again[1]["verified"])
         # replay since t1: exactly the matching events of the tenant, again.
-        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t1 - 0.5))
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t1)) + ".%03dZ" % (
+            int(t1 * 1000) % 1000)
         dry = herald("replay", "--config", w.config_path, "--sub", "s", "--since", since,
                      "--dry-run")
         self.assertIn("would queue 2 of 4 event(s)", dry.stdout)
