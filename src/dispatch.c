@@ -44,6 +44,10 @@ struct endpoint {
     bool in_ready;
     struct endpoint *rnext, *rprev;
     int64_t last_active;
+    /* Completions per second, smoothed; decays while nothing completes. */
+    double done_rate;
+    uint32_t win_done;
+    int64_t win_start;
 };
 
 struct xfer {
@@ -86,6 +90,9 @@ struct dispatch {
 };
 
 #define ENDPOINT_QUEUE_MIN 256
+/* A healthy endpoint may queue this many seconds of its own recent throughput. */
+#define ENDPOINT_QUEUE_SECONDS 2
+#define RATE_WINDOW_MS 250
 #define ENDPOINT_IDLE_MS   (10 * 60 * 1000)
 /*
  * Response header bytes read before a request is cut off. Real receivers
@@ -363,6 +370,16 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 
 /* --- endpoints ------------------------------------------------------------------- */
 
+static void rate_roll(struct endpoint *ep, int64_t now)
+{
+    int64_t span = now - ep->win_start;
+    if (span < RATE_WINDOW_MS)
+        return;
+    ep->done_rate = 0.5 * ep->done_rate + 0.5 * ((double)ep->win_done * 1000.0 / (double)span);
+    ep->win_done = 0;
+    ep->win_start = now;
+}
+
 static struct endpoint *endpoint_for(struct dispatch *d, const struct sub *sub)
 {
     struct endpoint *ep = map_get(&d->endpoints, sub->id);
@@ -376,6 +393,8 @@ static struct endpoint *endpoint_for(struct dispatch *d, const struct sub *sub)
         }
         ep->d = d;
         ep->refill_ms = loop_now(d->loop);
+        ep->win_start = loop_now(d->loop);
+        ep->done_rate = -1;
     }
     /* The newest snapshot of the subscription sets the limits. */
     ep->cap = sub->max_in_flight > 0 ? (size_t)sub->max_in_flight : d->opts.endpoint_in_flight;
@@ -389,6 +408,13 @@ static struct endpoint *endpoint_for(struct dispatch *d, const struct sub *sub)
         }
     }
     ep->last_active = loop_now(d->loop);
+    /*
+     * Until measured, assume 10 ms per request at the endpoint's concurrency,
+     * so a first burst is queued, not shed; a hung endpoint's estimate halves
+     * every RATE_WINDOW_MS and its queue bound falls back to qmax within ~2 s.
+     */
+    if (ep->done_rate < 0)
+        ep->done_rate = (double)ep->cap * 100.0;
     return ep;
 }
 
@@ -757,6 +783,8 @@ static void check_done(struct dispatch *d)
         ep->in_flight--;
         d->in_flight--;
         ep->last_active = loop_now(d->loop);
+        ep->win_done++;
+        rate_roll(ep, ep->last_active);
         breaker_record(d, ep, job->result.transport_error == 0 && status >= 200 && status <= 299);
         if (ep->queued)
             ready_add(d, ep);
@@ -859,6 +887,9 @@ void dispatch_submit(struct dispatch *d, struct job *job)
      * else's progress) hostage.
      */
     qmax = ep->cap * 4 > ENDPOINT_QUEUE_MIN ? ep->cap * 4 : ENDPOINT_QUEUE_MIN;
+    rate_roll(ep, loop_now(d->loop));
+    if (ep->breaker == BREAKER_CLOSED && ep->done_rate * ENDPOINT_QUEUE_SECONDS > (double)qmax)
+        qmax = (size_t)(ep->done_rate * ENDPOINT_QUEUE_SECONDS);
     if (ep->queued >= qmax) {
         defer_job(d, ep, job, 0, "endpoint queue full");
         return;

@@ -218,9 +218,52 @@ static int hex_decode(const char *in, size_t len, unsigned char *out, size_t n)
 
 /* ---- primitives --------------------------------------------------------- */
 
+/* The HMAC implementation, fetched once: a fetch takes a lock and a property query. */
+static EVP_MAC *hmac_alg(void)
+{
+    static EVP_MAC *mac;
+    if (!mac)
+        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    return mac;
+}
+
+/* A context keyed once; EVP_MAC_init(ctx, NULL, 0, NULL) later restarts it with the same key. */
+static EVP_MAC_CTX *hmac_prepare(const unsigned char *k, size_t len)
+{
+    static char digest[] = "SHA256";
+    OSSL_PARAM params[2];
+    EVP_MAC_CTX *ctx = hmac_alg() ? EVP_MAC_CTX_new(hmac_alg()) : NULL;
+    if (!ctx)
+        return NULL;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_MAC_init(ctx, k, len, params) != 1) {
+        EVP_MAC_CTX_free(ctx);
+        ERR_clear_error();
+        return NULL;
+    }
+    return ctx;
+}
+
 static int hmac_sha256(EVP_MAC *mac, const struct sign_key *key, const struct span *parts,
                        size_t nparts, unsigned char out[MAC_LEN])
 {
+    if (key->hmac) {
+        EVP_MAC_CTX *kctx = key->hmac;
+        size_t outlen = 0;
+        if (EVP_MAC_init(kctx, NULL, 0, NULL) != 1)
+            goto fail;
+        for (size_t i = 0; i < nparts; i++)
+            if (parts[i].len && EVP_MAC_update(kctx, parts[i].p, parts[i].len) != 1)
+                goto fail;
+        if (EVP_MAC_final(kctx, out, &outlen, MAC_LEN) != 1 || outlen != MAC_LEN)
+            goto fail;
+        return 0;
+    fail:
+        ERR_clear_error();
+        return HERALD_ECRYPTO;
+    }
+    {
     static char digest[] = "SHA256";
     EVP_MAC_CTX *ctx = NULL;
     OSSL_PARAM params[2];
@@ -249,6 +292,7 @@ out:
     if (rc)
         ERR_clear_error();
     return rc;
+    }
 }
 
 static int ed25519_public(const unsigned char seed[ED25519_KEY_LEN],
@@ -391,13 +435,26 @@ static int decode_ed25519_secret(const char *secret, struct sign_key *key, char 
     return HERALD_EINVAL;
 }
 
+static int key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key,
+                      char *why, size_t whylen);
+
 int sign_key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key, char *why,
                     size_t whylen)
+{
+    int rc = key_decode(scheme, secret, key, why, whylen);
+    if (rc == 0 && scheme != SIGN_STANDARD_WEBHOOKS_ED25519 && key->bytes && key->len)
+        key->hmac = hmac_prepare(key->bytes, key->len); /* NULL: the slow path still signs */
+    return rc;
+}
+
+static int key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key,
+                      char *why, size_t whylen)
 {
     size_t len;
 
     key->bytes = NULL;
     key->len = 0;
+    key->hmac = NULL;
     say(why, whylen, "%s", "");
     if ((unsigned)scheme >= SIGN_SCHEME_COUNT) {
         say(why, whylen, "unknown signature scheme %d", (int)scheme);
@@ -453,6 +510,8 @@ void sign_key_release(struct sign_key *key)
     }
     key->bytes = NULL;
     key->len = 0;
+    EVP_MAC_CTX_free(key->hmac);
+    key->hmac = NULL;
 }
 
 /* ---- what is signed ----------------------------------------------------- */
@@ -756,7 +815,7 @@ int sign_request(enum sign_scheme scheme, const char *header_name, const struct 
     if (scheme == SIGN_STANDARD_WEBHOOKS_ED25519) {
         rc = join_spans(sp, nsp, &joined);
     } else {
-        mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+        mac = hmac_alg();
         rc = mac ? 0 : HERALD_ECRYPTO;
     }
     if (!rc && scheme == SIGN_TIMESTAMPED)
@@ -766,8 +825,8 @@ int sign_request(enum sign_scheme scheme, const char *header_name, const struct 
     if (!rc)
         rc = add_header(out, name, &val);
 out:
-    EVP_MAC_free(mac);
-    ERR_clear_error();
+    if (rc)
+        ERR_clear_error();
     free(message);
     buf_release(&joined);
     buf_release(&val);
@@ -1069,7 +1128,7 @@ static int verify_timestamped(struct verifier *v, const struct headers *hs, cons
 static int ed25519_verify_key(const char *secret, EVP_PKEY **pkey, char *why, size_t whylen)
 {
     unsigned char pub[ED25519_KEY_LEN];
-    struct sign_key key = {NULL, 0};
+    struct sign_key key = {NULL, 0, NULL};
     size_t n = 0;
     int rc;
 
@@ -1108,7 +1167,7 @@ int sign_verify(enum sign_scheme scheme, const char *header_name, const char *se
 {
     const struct headers hs = {names, values, nheaders};
     struct verifier v;
-    struct sign_key key = {NULL, 0};
+    struct sign_key key = {NULL, 0, NULL};
     const char *hname;
     int rc;
 

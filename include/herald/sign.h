@@ -44,6 +44,7 @@ const char *sign_default_header(enum sign_scheme scheme);
 struct sign_key {
     unsigned char *bytes; /* HMAC key, or the Ed25519 private key (seed) */
     size_t len;
+    void *hmac;           /* HMAC schemes: a keyed EVP_MAC_CTX, re-initialised per request */
 };
 
 /*

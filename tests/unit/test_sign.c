@@ -203,7 +203,7 @@ static void test_rfc4231_through_hex(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         unsigned char unit[32], keybytes[200], data[200];
         size_t unit_len = unhex(cases[i].key, unit, sizeof(unit)), klen = 0, dlen;
-        struct sign_key key;
+        struct sign_key key = {0};
         struct sign_input in = {.msg_id = "x", .timestamp = 0};
         struct sign_headers out;
 
@@ -260,7 +260,7 @@ static void test_rfc8032_ed25519(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         unsigned char seed[32], msg[8], sig[SIGN_ED25519_SIG_LEN];
         char sighex[2 * SIGN_ED25519_SIG_LEN + 1], pub[SIGN_PUBLIC_KEY_MAX];
-        struct sign_key key;
+        struct sign_key key = {0};
         size_t mlen;
 
         assert_int_equal(unhex(cases[i].seed, seed, sizeof(seed)), 32);
@@ -855,7 +855,7 @@ static void test_bad_secrets(void **state)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         static unsigned char junk[4];
-        struct sign_key key = {junk, sizeof(junk)};
+        struct sign_key key = {junk, sizeof(junk), NULL};
         char why[256] = "";
         int rc = sign_key_decode(cases[i].scheme, cases[i].secret, &key, why, sizeof(why));
 
