@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 enum breaker { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
 
@@ -44,17 +45,38 @@ struct endpoint {
     bool in_ready;
     struct endpoint *rnext, *rprev;
     int64_t last_active;
+    struct hdrblock *hdr; /* for the newest snapshot seen; built on first use */
     /* Completions per second, smoothed; decays while nothing completes. */
     double done_rate;
     uint32_t win_done;
     int64_t win_start;
 };
 
+/*
+ * The header lines that are the same on every request to one subscription
+ * snapshot (Content-Type, "Expect:", custom headers), built once. Requests
+ * link their own signature lines in front of it; the block is reference
+ * counted because requests in flight outlive the endpoint's current one. It
+ * holds the snapshot, so a freed and reallocated subscription can never be
+ * mistaken for it.
+ */
+struct hdrblock {
+    int refs;
+    struct sub *sub;
+    struct curl_slist *list;
+};
+
+/* Per-request lines: the signature headers and, for some schemes, webhook-id. */
+#define XFER_LINES (SIGN_MAX_HEADERS + 1)
+
 struct xfer {
     struct xfer *next_free;
     struct xfer *anext, *aprev; /* the active list, for cancelling on shutdown */
     CURL *easy;
-    struct curl_slist *headers;
+    struct curl_slist *headers;            /* lines[0..n) then block->list */
+    struct curl_slist nodes[XFER_LINES];   /* owned here: no allocation per request */
+    struct buf lines[XFER_LINES];          /* reused across requests */
+    struct hdrblock *block;
     struct job *job;
     struct endpoint *ep;
     size_t received;
@@ -307,6 +329,14 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct 
     return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
 }
 
+/* Every curl socket closes here, so a parked registration never outlives its fd. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    struct dispatch *d = clientp;
+    loop_unwatch(d->loop, fd);
+    return close(fd);
+}
+
 static void on_sock_event(struct loop *loop, int fd, int events, void *arg)
 {
     struct dispatch *d = arg;
@@ -336,7 +366,12 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
         loop_watch(d->loop, s, LOOP_READ | LOOP_WRITE, on_sock_event, d);
         break;
     case CURL_POLL_REMOVE:
-        loop_unwatch(d->loop, s);
+        /*
+         * curl removes a keep-alive connection's socket when a transfer ends and
+         * adds it again for the next one: park it rather than pay two epoll_ctl
+         * calls per request.
+         */
+        loop_park(d->loop, s);
         break;
     default:
         break;
@@ -378,6 +413,58 @@ static void rate_roll(struct endpoint *ep, int64_t now)
     ep->done_rate = 0.5 * ep->done_rate + 0.5 * ((double)ep->win_done * 1000.0 / (double)span);
     ep->win_done = 0;
     ep->win_start = now;
+}
+
+static void hdrblock_release(struct hdrblock *hb)
+{
+    if (!hb || --hb->refs > 0)
+        return;
+    curl_slist_free_all(hb->list);
+    subs_unref(hb->sub);
+    free(hb);
+}
+
+static int append_line(struct curl_slist **list, const char *name, const char *value)
+{
+    char line[8192];
+    struct curl_slist *n;
+    int len = value ? snprintf(line, sizeof(line), "%s: %s", name, value)
+                    : snprintf(line, sizeof(line), "%s:", name);
+    if (len < 0 || (size_t)len >= sizeof(line))
+        return HERALD_ETOOBIG;
+    n = curl_slist_append(*list, line);
+    if (!n)
+        return HERALD_ENOMEM;
+    *list = n;
+    return 0;
+}
+
+/* The constant lines of sub's requests; NULL on no memory. */
+static struct hdrblock *hdrblock_for(struct endpoint *ep, struct sub *sub)
+{
+    struct hdrblock *hb = ep->hdr;
+    int rc;
+    if (hb && hb->sub == sub)
+        return hb;
+    hdrblock_release(hb);
+    ep->hdr = NULL;
+    hb = calloc(1, sizeof(*hb));
+    if (!hb)
+        return NULL;
+    hb->refs = 1;
+    hb->sub = subs_ref(sub);
+    rc = append_line(&hb->list, "Content-Type", sub->content_type);
+    /* "Expect:" with no value stops curl's 100-continue round trip on larger bodies. */
+    if (!rc)
+        rc = append_line(&hb->list, "Expect", NULL);
+    for (size_t i = 0; !rc && i < sub->nheaders; i++)
+        rc = append_line(&hb->list, sub->headers[i].key, sub->headers[i].value);
+    if (rc) {
+        hdrblock_release(hb);
+        return NULL;
+    }
+    ep->hdr = hb;
+    return hb;
 }
 
 static struct endpoint *endpoint_for(struct dispatch *d, const struct sub *sub)
@@ -425,6 +512,7 @@ static void endpoint_free(void *p)
         return;
     if (ep->rate_timer)
         loop_cancel(ep->d->loop, ep->rate_timer);
+    hdrblock_release(ep->hdr);
     free(ep->id);
     free(ep);
 }
@@ -477,6 +565,8 @@ static struct xfer *xfer_get(struct dispatch *d)
         free(x);
         return NULL;
     }
+    for (size_t i = 0; i < XFER_LINES; i++)
+        buf_init(&x->lines[i], 16384);
     return x;
 }
 
@@ -493,7 +583,8 @@ static void active_unlink(struct dispatch *d, struct xfer *x)
 
 static void xfer_put(struct dispatch *d, struct xfer *x)
 {
-    curl_slist_free_all(x->headers);
+    hdrblock_release(x->block);
+    x->block = NULL;
     x->headers = NULL;
     x->job = NULL;
     x->ep = NULL;
@@ -506,20 +597,6 @@ static void xfer_put(struct dispatch *d, struct xfer *x)
     x->refused_why[0] = '\0';
     x->next_free = d->free_xfers;
     d->free_xfers = x;
-}
-
-static int add_header(struct curl_slist **list, const char *name, const char *value)
-{
-    char line[8192];
-    struct curl_slist *n;
-    int len = snprintf(line, sizeof(line), "%s: %s", name, value);
-    if (len < 0 || (size_t)len >= sizeof(line))
-        return HERALD_ETOOBIG;
-    n = curl_slist_append(*list, line);
-    if (!n)
-        return HERALD_ENOMEM;
-    *list = n;
-    return 0;
 }
 
 /* Renders the body once per job for non-raw payload modes. */
@@ -539,23 +616,36 @@ static int render_body(struct job *job)
     return job->body ? 0 : HERALD_ENOMEM;
 }
 
+/* Adds one per-request line "name: value" in front of the constant block. */
+static int add_line(struct xfer *x, size_t *n, const char *name, const char *value)
+{
+    struct buf *b = &x->lines[*n];
+    int rc;
+    if (*n >= XFER_LINES)
+        return HERALD_ETOOBIG;
+    buf_reset(b);
+    rc = buf_appendf(b, "%s: %s", name, value);
+    if (rc)
+        return rc;
+    x->nodes[*n].data = b->data;
+    (*n)++;
+    return 0;
+}
+
 static int build_headers(struct dispatch *d, struct xfer *x)
 {
     struct job *job = x->job;
     struct sub *sub = job->sub;
     struct sign_headers sh = {0};
     struct sign_input in = {0};
+    size_t n = 0;
     int rc;
 
-    if ((rc = add_header(&x->headers, "Content-Type", sub->content_type)))
-        return rc;
-    /* "Expect:" with no value stops curl's 100-continue round trip on larger bodies. */
-    {
-        struct curl_slist *n = curl_slist_append(x->headers, "Expect:");
-        if (!n)
-            return HERALD_ENOMEM;
-        x->headers = n;
-    }
+    (void)d;
+    x->block = hdrblock_for(x->ep, sub);
+    if (!x->block)
+        return HERALD_ENOMEM;
+    x->block->refs++;
     in.msg_id = job->ev->id;
     in.timestamp = job->sent_at_ms / 1000;
     in.body = job_body(job, &in.body_len);
@@ -565,19 +655,17 @@ static int build_headers(struct dispatch *d, struct xfer *x)
     }
     rc = sign_request(sub->scheme, sub->signature_header, sub->keys, sub->nkeys, &in, &sh);
     for (size_t i = 0; rc == 0 && i < sh.n; i++)
-        rc = add_header(&x->headers, sh.h[i].name, sh.h[i].value);
+        rc = add_line(x, &n, sh.h[i].name, sh.h[i].value);
     sign_headers_release(&sh);
+    /* Every scheme carries the idempotency key so receivers can de-duplicate. */
+    if (!rc && sub->scheme != SIGN_STANDARD_WEBHOOKS &&
+        sub->scheme != SIGN_STANDARD_WEBHOOKS_ED25519)
+        rc = add_line(x, &n, "webhook-id", job->ev->id);
     if (rc)
         return rc;
-    if (sub->scheme != SIGN_STANDARD_WEBHOOKS && sub->scheme != SIGN_STANDARD_WEBHOOKS_ED25519) {
-        /* Every scheme carries the idempotency key so receivers can de-duplicate. */
-        if ((rc = add_header(&x->headers, "webhook-id", job->ev->id)))
-            return rc;
-    }
-    for (size_t i = 0; i < sub->nheaders; i++)
-        if ((rc = add_header(&x->headers, sub->headers[i].key, sub->headers[i].value)))
-            return rc;
-    (void)d;
+    for (size_t i = 0; i < n; i++)
+        x->nodes[i].next = i + 1 < n ? &x->nodes[i + 1] : x->block->list;
+    x->headers = n ? &x->nodes[0] : x->block->list;
     return 0;
 }
 
@@ -622,6 +710,8 @@ static void setup_easy(struct dispatch *d, struct xfer *x)
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, d);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -859,7 +949,8 @@ void dispatch_free(struct dispatch *d)
         struct xfer *x = d->free_xfers;
         d->free_xfers = x->next_free;
         curl_easy_cleanup(x->easy);
-        curl_slist_free_all(x->headers);
+        for (size_t i = 0; i < XFER_LINES; i++)
+            buf_release(&x->lines[i]);
         free(x);
     }
     map_release(&d->endpoints, endpoint_free);

@@ -18,7 +18,8 @@
 struct fd_slot {
     loop_fd_fn fn;
     void *arg;
-    int mask;
+    int mask;     /* the mask registered with epoll; 0 when not registered */
+    bool parked;  /* registered, but events are not delivered */
 };
 
 struct timer {
@@ -88,13 +89,20 @@ int loop_watch(struct loop *loop, int fd, int mask, loop_fd_fn fn, void *arg)
         loop->fds = fds;
         loop->nfds = n;
     }
-    op = loop->fds[fd].mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    ev.events = (mask & LOOP_READ ? EPOLLIN : 0) | (mask & LOOP_WRITE ? EPOLLOUT : 0);
-    ev.data.fd = fd;
     if (mask == 0) {
         loop_unwatch(loop, fd);
         return 0;
     }
+    if (loop->fds[fd].mask == mask) {
+        /* Same interest as registered (a parked fd coming back): no syscall. */
+        loop->fds[fd].fn = fn;
+        loop->fds[fd].arg = arg;
+        loop->fds[fd].parked = false;
+        return 0;
+    }
+    op = loop->fds[fd].mask ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    ev.events = (mask & LOOP_READ ? EPOLLIN : 0) | (mask & LOOP_WRITE ? EPOLLOUT : 0);
+    ev.data.fd = fd;
     if (epoll_ctl(loop->epfd, op, fd, &ev) < 0) {
         /* The fd may have been closed and reused behind our back; retry as a new one. */
         if (op == EPOLL_CTL_MOD && errno == ENOENT)
@@ -109,6 +117,7 @@ int loop_watch(struct loop *loop, int fd, int mask, loop_fd_fn fn, void *arg)
     loop->fds[fd].fn = fn;
     loop->fds[fd].arg = arg;
     loop->fds[fd].mask = mask;
+    loop->fds[fd].parked = false;
     return 0;
 }
 
@@ -119,6 +128,16 @@ void loop_unwatch(struct loop *loop, int fd)
     /* EBADF/ENOENT are fine: a closed fd has already left the epoll set. */
     epoll_ctl(loop->epfd, EPOLL_CTL_DEL, fd, NULL);
     loop->fds[fd].mask = 0;
+    loop->fds[fd].fn = NULL;
+    loop->fds[fd].arg = NULL;
+    loop->fds[fd].parked = false;
+}
+
+void loop_park(struct loop *loop, int fd)
+{
+    if (fd < 0 || fd >= loop->nfds || !loop->fds[fd].mask)
+        return;
+    loop->fds[fd].parked = true;
     loop->fds[fd].fn = NULL;
     loop->fds[fd].arg = NULL;
 }
@@ -267,6 +286,11 @@ int loop_run(struct loop *loop)
                 mask |= LOOP_READ;
             if (events[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 mask |= LOOP_WRITE;
+            if (fd < loop->nfds && loop->fds[fd].parked) {
+                /* Activity on an idle parked socket (closed by its peer): stop watching. */
+                loop_unwatch(loop, fd);
+                continue;
+            }
             /* A handler earlier in this batch may have unwatched this fd. */
             if (fd < loop->nfds && loop->fds[fd].fn) {
                 mask &= loop->fds[fd].mask | (events[i].events & (EPOLLHUP | EPOLLERR) ? 3 : 0);

@@ -31,6 +31,14 @@ void loop_free(struct loop *loop);
 /* Watches fd for mask (LOOP_READ|LOOP_WRITE); replaces an earlier watch. */
 int loop_watch(struct loop *loop, int fd, int mask, loop_fd_fn fn, void *arg);
 void loop_unwatch(struct loop *loop, int fd);
+/*
+ * Stops delivering events for fd but keeps it registered with the kernel, so
+ * a later loop_watch with the same mask costs no syscall. For sockets that go
+ * idle between uses (libcurl's keep-alive connections). An event on a parked
+ * fd (the peer closed it) unregisters it for real; a parked fd that is closed
+ * leaves the epoll set by itself.
+ */
+void loop_park(struct loop *loop, int fd);
 
 /* Runs fn once after delay_ms; returns a non-zero id, or 0 on no memory. */
 uint64_t loop_timer(struct loop *loop, int64_t delay_ms, loop_timer_fn fn, void *arg);
