@@ -527,12 +527,13 @@ static size_t signed_content(enum sign_scheme scheme, const char *id, const char
     bool standard = scheme == SIGN_STANDARD_WEBHOOKS || scheme == SIGN_STANDARD_WEBHOOKS_ED25519;
     size_t n = 0;
 
+    /* Callers of the other schemes pass NULL for what their scheme does not sign. */
     if (standard) {
-        sp[n++] = (struct span){id, strlen(id)};
+        sp[n++] = (struct span){id, id ? strlen(id) : 0};
         sp[n++] = (struct span){".", 1};
     }
     if (standard || scheme == SIGN_TIMESTAMPED) {
-        sp[n++] = (struct span){ts, strlen(ts)};
+        sp[n++] = (struct span){ts, ts ? strlen(ts) : 0};
         sp[n++] = (struct span){".", 1};
     }
     sp[n++] = (struct span){body, body_len};
