@@ -46,6 +46,8 @@ struct endpoint {
     struct endpoint *rnext, *rprev;
     int64_t last_active;
     struct hdrblock *hdr; /* for the newest snapshot seen; built on first use */
+    struct xfer *free_xfers; /* configured for hdr: reused with no curl_easy_reset */
+    size_t nfree;
     /* Completions per second, smoothed; decays while nothing completes. */
     double done_rate;
     uint32_t win_done;
@@ -77,6 +79,8 @@ struct xfer {
     struct curl_slist nodes[XFER_LINES];   /* owned here: no allocation per request */
     struct buf lines[XFER_LINES];          /* reused across requests */
     struct hdrblock *block;
+    struct hdrblock *configured; /* the snapshot the easy handle's options were set for */
+    bool reused;                 /* this request only re-sets body and headers */
     struct job *job;
     struct endpoint *ep;
     size_t received;
@@ -446,6 +450,14 @@ static struct hdrblock *hdrblock_for(struct endpoint *ep, struct sub *sub)
     int rc;
     if (hb && hb->sub == sub)
         return hb;
+    /* A new snapshot: the slots configured for the old one go back to the shared pool. */
+    while (ep->free_xfers) {
+        struct xfer *x = ep->free_xfers;
+        ep->free_xfers = x->next_free;
+        x->next_free = ep->d->free_xfers;
+        ep->d->free_xfers = x;
+    }
+    ep->nfree = 0;
     hdrblock_release(hb);
     ep->hdr = NULL;
     hb = calloc(1, sizeof(*hb));
@@ -512,6 +524,12 @@ static void endpoint_free(void *p)
         return;
     if (ep->rate_timer)
         loop_cancel(ep->d->loop, ep->rate_timer);
+    while (ep->free_xfers) {
+        struct xfer *x = ep->free_xfers;
+        ep->free_xfers = x->next_free;
+        x->next_free = ep->d->free_xfers;
+        ep->d->free_xfers = x;
+    }
     hdrblock_release(ep->hdr);
     free(ep->id);
     free(ep);
@@ -549,12 +567,27 @@ static void breaker_record(struct dispatch *d, struct endpoint *ep, bool ok)
 
 /* --- starting a request ---------------------------------------------------------- */
 
-static struct xfer *xfer_get(struct dispatch *d)
+/*
+ * A request slot for ep. One that last served the same subscription snapshot
+ * keeps its options, so only the body and header list are set again; any
+ * other is reset and configured from scratch.
+ */
+static struct xfer *xfer_get(struct dispatch *d, struct endpoint *ep)
 {
-    struct xfer *x = d->free_xfers;
+    struct xfer *x = ep->free_xfers;
+    if (x && x->configured == ep->hdr && ep->hdr) {
+        ep->free_xfers = x->next_free;
+        ep->nfree--;
+        x->reused = true;
+        return x;
+    }
+    x = d->free_xfers;
     if (x) {
         d->free_xfers = x->next_free;
+        hdrblock_release(x->configured);
+        x->configured = NULL;
         curl_easy_reset(x->easy);
+        x->reused = false;
         return x;
     }
     x = calloc(1, sizeof(*x));
@@ -583,6 +616,7 @@ static void active_unlink(struct dispatch *d, struct xfer *x)
 
 static void xfer_put(struct dispatch *d, struct xfer *x)
 {
+    struct endpoint *ep = x->ep;
     hdrblock_release(x->block);
     x->block = NULL;
     x->headers = NULL;
@@ -595,6 +629,12 @@ static void xfer_put(struct dispatch *d, struct xfer *x)
     x->refused = false;
     x->admitted = false;
     x->refused_why[0] = '\0';
+    if (ep && x->configured && x->configured == ep->hdr && ep->nfree < ep->cap) {
+        x->next_free = ep->free_xfers;
+        ep->free_xfers = x;
+        ep->nfree++;
+        return;
+    }
     x->next_free = d->free_xfers;
     d->free_xfers = x;
 }
@@ -678,6 +718,16 @@ static void setup_easy(struct dispatch *d, struct xfer *x)
     const char *body = job_body(job, &len);
     int64_t timeout = sub->timeout_ms > 0 ? sub->timeout_ms : d->opts.timeout_ms;
 
+    x->errbuf[0] = '\0';
+    if (x->reused) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+        return;
+    }
+    /* The options below depend only on the subscription snapshot (x->configured). */
+    x->configured = x->block;
+    x->configured->refs++;
     curl_easy_setopt(e, CURLOPT_URL, sub->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -716,7 +766,6 @@ static void setup_easy(struct dispatch *d, struct xfer *x)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    x->errbuf[0] = '\0';
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
     if (sub->method != SUBS_POST)
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, subs_method_name(sub->method));
@@ -764,7 +813,7 @@ static bool start_one(struct dispatch *d, struct endpoint *ep)
         finish(d, job);
         return true;
     }
-    x = rc ? NULL : xfer_get(d);
+    x = rc || !hdrblock_for(ep, job->sub) ? NULL : xfer_get(d, ep);
     if (!x) {
         defer_job(d, ep, job, 0, "out of memory");
         return true;
@@ -945,15 +994,17 @@ void dispatch_free(struct dispatch *d)
         loop_cancel(d->loop, d->finish_timer);
     if (d->gc_timer)
         loop_cancel(d->loop, d->gc_timer);
+    /* Endpoints first: they hand their idle request slots back to the shared pool. */
+    map_release(&d->endpoints, endpoint_free);
     while (d->free_xfers) {
         struct xfer *x = d->free_xfers;
         d->free_xfers = x->next_free;
         curl_easy_cleanup(x->easy);
+        hdrblock_release(x->configured);
         for (size_t i = 0; i < XFER_LINES; i++)
             buf_release(&x->lines[i]);
         free(x);
     }
-    map_release(&d->endpoints, endpoint_free);
     if (d->multi)
         curl_multi_cleanup(d->multi);
     free(d->ca_bundle);
