@@ -40,6 +40,8 @@ struct cfg_key {
 #define F_EMPTY_OK 4u /* a string that may be empty */
 
 #define OFF(field) offsetof(struct config, field)
+/* Room kept for a retry record's headers (and the key) above the event itself. */
+#define RECORD_HEADROOM (64 * 1024)
 #define DAY_MS (24LL * 3600 * 1000)
 
 static int check_listen(const char *value, char *why, size_t whylen);
@@ -105,8 +107,9 @@ static const struct cfg_key keys[] = {
      "Time an open breaker waits before letting one probe through."},
     {"subscription.disable_after", T_DURATION, "5d", 0, 365 * DAY_MS, 0, OFF(disable_after_ms),
      NULL, "Disable a subscription that has failed continuously this long; 0 never."},
-    {"event.max_bytes", T_SIZE, "1MiB", 64, 64 << 20, 0, OFF(event_max_bytes), NULL,
-     "Largest event accepted; larger ones are dead-lettered."},
+    {"event.max_bytes", T_SIZE, "512KiB", 64, 64 << 20, 0, OFF(event_max_bytes), NULL,
+     "Largest event accepted; larger ones are dead-lettered (without their body). Must stay "
+     "64KiB under kafka.message.max.bytes so retry records fit."},
     {"cache.ttl", T_DURATION, "60s", 0, DAY_MS, 0, OFF(cache_ttl_ms), NULL,
      "How long a tenant's subscriptions are cached without a change notification."},
     {"cache.max_tenants", T_INT, "100000", 1, 100000000, 0, OFF(cache_max_tenants), NULL,
@@ -721,6 +724,22 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
     if (strlen(cfg->retry_prefix) > 200) {
         set_err(err, errlen, "invalid value for \"topics.retry_prefix\": too long");
         return HERALD_EINVAL;
+    }
+    {
+        /*
+         * A retry record is the event plus headers: if it cannot be produced,
+         * the job can never settle. Keep room under the producer's limit.
+         */
+        const char *mmb = config_kafka_get(cfg, "message.max.bytes");
+        int64_t limit = mmb ? strtoll(mmb, NULL, 10) : 1000000;
+        if (cfg->event_max_bytes + RECORD_HEADROOM > limit) {
+            set_err(err, errlen,
+                    "invalid value for \"event.max_bytes\": %lld leaves no room for retry "
+                    "records under kafka.message.max.bytes (%lld); keep it at most %lld",
+                    (long long)cfg->event_max_bytes, (long long)limit,
+                    (long long)(limit - RECORD_HEADROOM));
+            return HERALD_EINVAL;
+        }
     }
     if (cfg->delivery_connect_timeout_ms > cfg->delivery_timeout_ms) {
         set_err(err, errlen,

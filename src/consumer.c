@@ -292,11 +292,35 @@ int consumer_store(struct consumer *c, const char *topic, int32_t partition, int
 int consumer_commit(struct consumer *c, const rd_kafka_topic_partition_list_t *offsets)
 {
     rd_kafka_resp_err_t err = rd_kafka_commit(c->rk, offsets, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        log_warn("consumer", "commit failed: %s", rd_kafka_err2str(err));
+    if (!err || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return 0;
+    log_warn("consumer", "commit failed: %s", rd_kafka_err2str(err));
+    switch (err) {
+    /* The group is moving or its coordinator is: the same commit may work shortly. */
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__WAIT_COORD:
+        return HERALD_ESTATE;
+    default:
         return HERALD_EKAFKA;
     }
-    return 0;
+}
+
+void consumer_serve(struct consumer *c, int timeout_ms)
+{
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    if (!rkm)
+        return;
+    if (rkm->err)
+        rd_kafka_message_destroy(rkm);
+    else
+        c->cbs.message(c->arg, rkm);
 }
 
 size_t consumer_assigned(const struct consumer *c)

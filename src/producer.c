@@ -3,6 +3,7 @@
  * producer.h.
  */
 #include "herald/producer.h"
+#include "herald/clock.h"
 #include "herald/err.h"
 #include "herald/log.h"
 
@@ -38,7 +39,17 @@ struct producer {
     bool fatal;
     struct producer_stats stats;
     uint64_t kick_timer;
+    int64_t last_fail_log;
+    uint64_t fails_unreported;
 };
+
+bool producer_err_too_large(rd_kafka_resp_err_t err)
+{
+    /* librdkafka reports a local size refusal with the broker's code too. */
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+           err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
+}
 
 void producer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -71,9 +82,18 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     (void)rk;
     p->in_kafka--;
     if (rkm->err) {
+        int64_t now = clock_mono_ms();
         p->stats.failed++;
-        log_warn("producer", "record to \"%s\" failed: %s", rd_kafka_topic_name(rkm->rkt),
-                 rd_kafka_err2str(rkm->err));
+        /* One line per failure would flood the log during an outage: one per 5 s. */
+        if (now - p->last_fail_log >= 5000) {
+            log_warn("producer", "record to \"%s\" failed: %s (%llu more failures since the "
+                     "last report)", rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err),
+                     (unsigned long long)p->fails_unreported);
+            p->last_fail_log = now;
+            p->fails_unreported = 0;
+        } else {
+            p->fails_unreported++;
+        }
     } else {
         p->stats.acked++;
     }
@@ -218,9 +238,14 @@ void producer_free(struct producer *p)
 }
 
 /* Tries to hand one record to librdkafka; HERALD_EFULL means try again later. */
+/*
+ * Tries to hand one record to librdkafka: 0, HERALD_EFULL (try again later),
+ * HERALD_ETOOBIG (never fits: the caller must change the record), or
+ * HERALD_EKAFKA. *errp gets librdkafka's code.
+ */
 static int try_produce(struct producer *p, const char *topic, const char *key, size_t key_len,
                        void *value, size_t len, rd_kafka_headers_t *headers, void *opaque,
-                       bool free_value)
+                       bool free_value, rd_kafka_resp_err_t *errp)
 {
     /* rd_kafka_produceva, not the RD_KAFKA_V_* macros: those are GNU statement expressions. */
     rd_kafka_vu_t vu[6];
@@ -246,8 +271,11 @@ static int try_produce(struct producer *p, const char *topic, const char *key, s
         err = rd_kafka_error_code(error);
         rd_kafka_error_destroy(error);
     }
+    *errp = err;
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return HERALD_EFULL;
+    if (producer_err_too_large(err))
+        return HERALD_ETOOBIG;
     if (err) {
         log_error("producer", "cannot produce to \"%s\": %s", topic, rd_kafka_err2str(err));
         return HERALD_EKAFKA;
@@ -307,9 +335,18 @@ int producer_send(struct producer *p, const char *topic, const char *key, size_t
         return HERALD_EKAFKA;
     }
     if (!p->bhead) {
-        rc = try_produce(p, topic, key, key_len, value, len, headers, opaque, free_value);
+        rd_kafka_resp_err_t err;
+        rc = try_produce(p, topic, key, key_len, value, len, headers, opaque, free_value, &err);
         if (rc == 0)
             return 0; /* librdkafka owns headers and (with F_FREE) value now */
+        if (rc == HERALD_ETOOBIG) {
+            /* Retrying cannot help: the caller has to make the record smaller. */
+            if (headers)
+                rd_kafka_headers_destroy(headers);
+            if (free_value)
+                free(value);
+            return rc;
+        }
         if (rc != HERALD_EFULL && droppable)
             goto drop;
     }
@@ -344,8 +381,9 @@ void producer_poll(struct producer *p)
         ;
     while (p->bhead) {
         struct pending_rec *r = p->bhead;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         int rc = try_produce(p, r->topic, r->key, r->key_len, r->value, r->len, r->headers,
-                             r->opaque, true);
+                             r->opaque, true, &err);
         if (rc == HERALD_EFULL) {
             kick(p, 10); /* librdkafka's queue is full: give it a moment, do not spin */
             break;
@@ -360,7 +398,7 @@ void producer_poll(struct producer *p)
                 rd_kafka_headers_destroy(r->headers);
             free(r->value);
             if (r->opaque)
-                p->ack(r->opaque, RD_KAFKA_RESP_ERR__FAIL, p->arg);
+                p->ack(r->opaque, err ? err : RD_KAFKA_RESP_ERR__FAIL, p->arg);
         }
         free(r->topic);
         free(r->key);

@@ -41,6 +41,8 @@
 /* A retry record that comes due this close is sent now rather than waited for. */
 #define DUE_SLACK_MS 5
 #define SHUTDOWN_ACK_GRACE_MS 10000
+/* How long the last commit may wait out someone else's rebalance. */
+#define FINAL_COMMIT_MS 5000
 
 struct topic_info {
     char *name;
@@ -295,6 +297,33 @@ static void rec_failed(struct rec *rec)
     rec->timer = loop_timer(rec->w->loop, backoff, rec_retry_timer, rec);
 }
 
+/*
+ * A record Kafka will never accept (too large for the producer or the broker)
+ * cannot be retried into existence. It becomes a dead letter without the body:
+ * the headers name the source topic, partition and offset where the original
+ * bytes still are, so nothing is lost and the partition is not blocked.
+ */
+static void rec_omit_body(struct rec *rec)
+{
+    struct worker *w = rec->w;
+    char size[32];
+    log_error("worker", "a %zu-byte record for \"%s\" is too large for Kafka; dead-lettering "
+              "it without its body", rec->len, rec->topic);
+    if (rec->tier >= 0) {
+        rec->tier = -1;
+        rec->topic = w->cfg->dlq_topic;
+        rd_kafka_header_add(rec->hdrs, RETRY_H_REASON, -1, "record_too_large", -1);
+    }
+    rec->dlq_reason = METRICS_DLQ_TOO_LARGE;
+    snprintf(size, sizeof(size), "%zu", rec->len);
+    rd_kafka_header_add(rec->hdrs, RETRY_H_BODY_OMITTED, -1, size, -1);
+    if (rec->own_value)
+        free(rec->value);
+    rec->value = NULL;
+    rec->own_value = false;
+    rec->len = 0;
+}
+
 static void send_rec(struct rec *rec)
 {
     rd_kafka_headers_t *h = rd_kafka_headers_copy(rec->hdrs);
@@ -302,7 +331,10 @@ static void send_rec(struct rec *rec)
     rec->tries++;
     rc = producer_send(rec->w->producer, rec->topic, rec->key, rec->klen, rec->value, rec->len,
                        false, h, rec, false);
-    if (rc) {
+    if (rc == HERALD_ETOOBIG && rec->len > 0) {
+        rec_omit_body(rec);
+        send_rec(rec);
+    } else if (rc) {
         log_warn("worker", "cannot produce to \"%s\": %s; retrying", rec->topic,
                  herald_strerror(rc));
         rec_failed(rec);
@@ -313,6 +345,11 @@ static void on_ack(void *opaque, rd_kafka_resp_err_t err, void *arg)
 {
     struct rec *rec = opaque;
     struct worker *w = arg;
+    if (err && producer_err_too_large(err) && rec->len > 0) {
+        rec_omit_body(rec);
+        send_rec(rec);
+        return;
+    }
     if (err) {
         /* Not durable: the job stays unsettled and the record is sent again. */
         rec_failed(rec);
@@ -360,16 +397,24 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
         log_error("worker", "out of memory dead-lettering offset %lld", (long long)rkm->offset);
         return;
     }
-    rec->value = malloc(rkm->len ? rkm->len : 1);
-    if (!rec->value) {
-        rec_free(rec);
-        log_error("worker", "out of memory dead-lettering offset %lld", (long long)rkm->offset);
-        return;
+    /* Over event.max_bytes cannot fit a record either: the body stays at its source. */
+    if (rkm->len > (size_t)w->cfg->event_max_bytes) {
+        char size[32];
+        snprintf(size, sizeof(size), "%zu", rkm->len);
+        hdr_add_str(rec->hdrs, RETRY_H_BODY_OMITTED, size);
+    } else {
+        rec->value = malloc(rkm->len ? rkm->len : 1);
+        if (!rec->value) {
+            rec_free(rec);
+            log_error("worker", "out of memory dead-lettering offset %lld",
+                      (long long)rkm->offset);
+            return;
+        }
+        if (rkm->len)
+            memcpy(rec->value, rkm->payload, rkm->len);
+        rec->len = rkm->len;
+        rec->own_value = true;
     }
-    if (rkm->len)
-        memcpy(rec->value, rkm->payload, rkm->len);
-    rec->len = rkm->len;
-    rec->own_value = true;
     rec->origin = o;
     rec->dlq_reason = mreason;
     /* Keep the producer's own headers, then add ours. */
@@ -1105,6 +1150,34 @@ static int build_topics(struct worker *w, struct strlist *subscribe)
     return 0;
 }
 
+/*
+ * The last commit before leaving. If another member's rebalance is under way,
+ * the coordinator refuses it (REBALANCE_IN_PROGRESS, ILLEGAL_GENERATION):
+ * keep serving the group and commit the same offsets again for a few seconds,
+ * rather than leave settled work to be delivered again by the next owner.
+ */
+static void commit_final(struct worker *w)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)w->parts.count);
+    struct map_iter it;
+    struct map_entry *me;
+    int64_t deadline = clock_mono_ms() + FINAL_COMMIT_MS;
+    int rc;
+
+    map_iter_init(&it, &w->parts);
+    while ((me = map_iter_next(&it))) {
+        struct part *p = me->value;
+        int64_t c = offsets_committable(&p->offs);
+        if (c >= 0)
+            rd_kafka_topic_partition_list_add(l, w->topics[p->topic].name, p->partition)
+                ->offset = c;
+    }
+    while (l->cnt > 0 && (rc = consumer_commit(w->consumer, l)) == HERALD_ESTATE &&
+           clock_mono_ms() < deadline)
+        consumer_serve(w->consumer, 250);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void waiting_free(void *p)
 {
     struct tenant_wait *tw = p;
@@ -1227,7 +1300,7 @@ int worker_run(const struct config *cfg)
 
     /* Commit what is settled, leave the group, and wait briefly for attempt records. */
     store_offsets(&w, true);
-    consumer_commit(w.consumer, NULL);
+    commit_final(&w);
     consumer_close(w.consumer);
     if (w.live_jobs)
         dispatch_cancel_all(w.dispatch);

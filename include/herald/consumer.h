@@ -51,8 +51,15 @@ void consumer_close(struct consumer *c);
 int consumer_pause(struct consumer *c, const char *topic, int32_t partition, bool pause);
 /* Stores offset (the next to consume) for a partition; committed by auto-commit. */
 int consumer_store(struct consumer *c, const char *topic, int32_t partition, int64_t offset);
-/* Commits the given offsets (or all stored ones when NULL) synchronously. */
+/*
+ * Commits the given offsets (or all stored ones when NULL) synchronously.
+ * Returns 0, HERALD_ESTATE when the group is rebalancing or its coordinator is
+ * moving (the same commit may succeed after serving the group a little), or
+ * HERALD_EKAFKA.
+ */
 int consumer_commit(struct consumer *c, const rd_kafka_topic_partition_list_t *offsets);
+/* Serves the consumer queue once, waiting up to timeout_ms (rebalance callbacks included). */
+void consumer_serve(struct consumer *c, int timeout_ms);
 
 /* Current assignment size; 0 while waiting for a rebalance. */
 size_t consumer_assigned(const struct consumer *c);

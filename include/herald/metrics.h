@@ -29,7 +29,8 @@
     XX(ABORTED, "aborted_by_receiver")                                         \
     XX(SUB_DELETED, "subscription_deleted")                                    \
     XX(SUB_DISABLED, "subscription_disabled")                                  \
-    XX(BAD_RETRY, "invalid_retry_record")
+    XX(BAD_RETRY, "invalid_retry_record")                                     \
+    XX(TOO_LARGE, "record_too_large")
 
 enum metrics_dlq_reason {
 #define XX(id, name) METRICS_DLQ_##id,

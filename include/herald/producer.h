@@ -41,7 +41,10 @@ void producer_free(struct producer *p);
  * by the producer (free()) once delivered when it is true. headers
  * (may be NULL) are always taken over. opaque comes back in the ack.
  * Returns 0, or HERALD_EFULL for a droppable record that was dropped (no ack
- * follows), or HERALD_EKAFKA after a fatal producer error (no ack follows).
+ * follows), HERALD_ETOOBIG when the record can never be produced (too large;
+ * no ack follows), or HERALD_EKAFKA after a fatal producer error (no ack
+ * follows). A record refused later for its size is acked with an error for
+ * which producer_err_too_large() is true.
  */
 int producer_send(struct producer *p, const char *topic, const char *key, size_t key_len,
                   void *value, size_t len, bool free_value, rd_kafka_headers_t *headers,
@@ -63,6 +66,8 @@ rd_kafka_t *producer_handle(struct producer *p);
 /* Applies the kafka.* passthrough to conf; shared with the consumer. */
 int producer_apply_kafka_conf(const struct config *cfg, rd_kafka_conf_t *conf, char *err,
                               size_t errlen);
+/* True for errors that retrying cannot fix: the record is too large or malformed. */
+bool producer_err_too_large(rd_kafka_resp_err_t err);
 /* Routes librdkafka's logs into herald's JSON log. */
 void producer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
 

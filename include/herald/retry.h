@@ -110,6 +110,8 @@ int retry_parse_after(const char *value, int64_t now_ms, int64_t *delay_ms);
 #define RETRY_H_SRC_PARTITION "herald-source-partition"
 #define RETRY_H_SRC_OFFSET "herald-source-offset"
 #define RETRY_H_MANUAL "herald-manual"
+/* Dead letters too large for Kafka carry no body; this says how large it was. */
+#define RETRY_H_BODY_OMITTED "herald-body-omitted"
 
 struct retry_record {
     const char *event_id;

@@ -78,7 +78,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->breaker_failures, 10);
     assert_int_equal(cfg->breaker_cooldown_ms, 30000);
     assert_int_equal(cfg->disable_after_ms, 5 * DAY);
-    assert_int_equal(cfg->event_max_bytes, 1 << 20);
+    assert_int_equal(cfg->event_max_bytes, 512 << 10);
     assert_int_equal(cfg->cache_ttl_ms, 60000);
     assert_int_equal(cfg->cache_max_tenants, 100000);
     assert_int_equal(cfg->attempts_history, 100);
@@ -559,6 +559,11 @@ static void test_validate(void **state)
         {"topics.events", "good,bad topic",
          "invalid value for \"topics.events\": \"bad topic\": a topic name may only contain "
          "letters, digits, '.', '_', '-'"},
+        /* A retry record is the event plus headers: it must fit the producer's limit. */
+        {"event.max_bytes", "1MiB",
+         "invalid value for \"event.max_bytes\": 1048576 leaves no room for retry records "
+         "under kafka.message.max.bytes (1000000); keep it at most 934464"},
+        {"event.max_bytes", "934465", "invalid value for \"event.max_bytes\": 934465 "},
     };
     (void)state;
     for (size_t i = 0; i < N(cases); i++) {
@@ -582,6 +587,8 @@ static void test_validate(void **state)
         assert_int_equal(config_set(&cfg, "topics.events", "^herald\\..*,plain", err, sizeof(err)),
                          0);
         assert_int_equal(config_set(&cfg, "kafka.sasl.username", "u", err, sizeof(err)), 0);
+        /* The limit follows kafka.message.max.bytes. */
+        assert_int_equal(config_set(&cfg, "event.max_bytes", "934464", err, sizeof(err)), 0);
         if (config_validate(&cfg, err, sizeof(err)) != 0)
             fail_msg("valid config refused: %s", err);
         memset(prefix, 'p', 201);
@@ -816,7 +823,7 @@ static void test_print_redacts(void **state)
     assert_non_null(strstr(text, "topics.events = herald.events\n"));
     assert_non_null(strstr(text, "delivery.https_only = false\n"));
     assert_non_null(strstr(text, "log.level = info\n"));
-    assert_non_null(strstr(text, "event.max_bytes = 1048576\n"));
+    assert_non_null(strstr(text, "event.max_bytes = 524288\n"));
     for (size_t i = 0; i < N(sets); i++)
         if (strcmp(sets[i][1], "alice") != 0)
             assert_null(strstr(text, i < 5 ? sets[i][1] : i == 5 ? "s3cret" : "proxypw"));
