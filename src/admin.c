@@ -66,16 +66,14 @@ struct admin {
 
 static void subs_usage(FILE *out)
 {
-    fprintf(out,
-            "usage: herald subs [--config FILE] [--redis URL] COMMAND ...\n"
-            "  put [FILE|-]               validate a subscription JSON and store it\n"
-            "  get ID [--show-secrets]    print one subscription (secrets redacted)\n"
-            "  list [--tenant T] [--json] list subscriptions\n"
-            "  delete ID                  remove a subscription\n");
+    fprintf(out, "usage: herald subs [--config FILE] [--redis URL] COMMAND ...\n"
+                 "  put [FILE|-]               validate a subscription JSON and store it\n"
+                 "  get ID [--show-secrets]    print one subscription (secrets redacted)\n"
+                 "  list [--tenant T] [--json] list subscriptions\n"
+                 "  delete ID                  remove a subscription\n");
 }
 
-int admin_ctx_init(struct admin_ctx *a, const char *config_path, const char *redis_url,
-                   char **envp)
+int admin_ctx_init(struct admin_ctx *a, const char *config_path, const char *redis_url, char **envp)
 {
     char err[512];
     memset(a, 0, sizeof(*a));
@@ -250,8 +248,8 @@ static int cmd_put(struct admin *a, int argc, char **argv)
         subs_unref(sub);
         return 1;
     }
-    printf("%s subscription \"%s\" of tenant \"%s\"\n", r->integer ? "updated" : "created",
-           sub->id, sub->tenant);
+    printf("%s subscription \"%s\" of tenant \"%s\"\n", r->integer ? "updated" : "created", sub->id,
+           sub->tenant);
     freeReplyObject(r);
     subs_unref(sub);
     return 0;
@@ -260,7 +258,7 @@ static int cmd_put(struct admin *a, int argc, char **argv)
 /* Custom headers that usually carry credentials; their values are not printed. */
 static bool header_is_credential(const char *name)
 {
-    static const char *const words[] = {"auth", "token", "secret", "key", "password",
+    static const char *const words[] = {"auth",   "token",     "secret",     "key",    "password",
                                         "cookie", "signature", "credential", "session"};
     char lower[160];
     size_t i = 0;
@@ -404,8 +402,7 @@ static int cmd_list(struct admin *a)
             }
             snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
             for (size_t i = 0; i < r->element[1]->elements; i++) {
-                redisReply *d =
-                    admin_command(&a->ctx, "GET %s", r->element[1]->element[i]->str);
+                redisReply *d = admin_command(&a->ctx, "GET %s", r->element[1]->element[i]->str);
                 if (d && d->type == REDIS_REPLY_STRING)
                     print_row(a, d->str, d->len);
                 freeReplyObject(d);
@@ -462,16 +459,29 @@ int admin_subs(int argc, char **argv, char **envp)
      */
     for (int pass = 0; pass < 2; pass++) {
         optind = 0;
-        while ((c = getopt_long(argc, argv, pass ? "c:r:t:jsh" : "+c:r:t:jsh", opts, NULL)) !=
-               -1) {
+        while ((c = getopt_long(argc, argv, pass ? "c:r:t:jsh" : "+c:r:t:jsh", opts, NULL)) != -1) {
             switch (c) {
-            case 'c': config_path = optarg; break;
-            case 'r': redis_url = optarg; break;
-            case 't': a.tenant = optarg; break;
-            case 'j': a.json = true; break;
-            case 's': a.show_secrets = true; break;
-            case 'h': subs_usage(stdout); return 0;
-            default: subs_usage(stderr); return 2;
+            case 'c':
+                config_path = optarg;
+                break;
+            case 'r':
+                redis_url = optarg;
+                break;
+            case 't':
+                a.tenant = optarg;
+                break;
+            case 'j':
+                a.json = true;
+                break;
+            case 's':
+                a.show_secrets = true;
+                break;
+            case 'h':
+                subs_usage(stdout);
+                return 0;
+            default:
+                subs_usage(stderr);
+                return 2;
             }
         }
         if (pass == 0) {
@@ -585,10 +595,18 @@ int admin_attempts(int argc, char **argv, char **envp)
     optind = 0;
     while ((c = getopt_long(argc, argv, "c:r:fn:jh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'r': redis_url = optarg; break;
-        case 'f': failed_only = true; break;
-        case 'j': json = true; break;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'r':
+            redis_url = optarg;
+            break;
+        case 'f':
+            failed_only = true;
+            break;
+        case 'j':
+            json = true;
+            break;
         case 'n':
             limit = strtol(optarg, NULL, 10);
             if (limit < 1 || limit > 100000) {
@@ -596,8 +614,12 @@ int admin_attempts(int argc, char **argv, char **envp)
                 return 2;
             }
             break;
-        case 'h': attempts_usage(stdout); return 0;
-        default: attempts_usage(stderr); return 2;
+        case 'h':
+            attempts_usage(stdout);
+            return 0;
+        default:
+            attempts_usage(stderr);
+            return 2;
         }
     }
     if (optind + 1 != argc) {
@@ -610,12 +632,12 @@ int admin_attempts(int argc, char **argv, char **envp)
     if ((rc = admin_redis(&a)))
         goto out;
     if (!json)
-        printf("%-16s %-24s %-20s %3s %4s %-13s %10s %s\n", "ID", "SENT_AT", "EVENT", "TRY",
-               "CODE", "OUTCOME", "LATENCY", "ERROR");
+        printf("%-16s %-24s %-20s %3s %4s %-13s %10s %s\n", "ID", "SENT_AT", "EVENT", "TRY", "CODE",
+               "OUTCOME", "LATENCY", "ERROR");
     /* Page backwards through the stream until enough entries pass the filter. */
     while (shown < limit) {
-        redisReply *r = admin_command(&a, "XREVRANGE herald:attempts:%s %s - COUNT %d", sub_id,
-                                      start, 200);
+        redisReply *r =
+            admin_command(&a, "XREVRANGE herald:attempts:%s %s - COUNT %d", sub_id, start, 200);
         size_t n;
         if (!r) {
             rc = 1;

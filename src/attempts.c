@@ -83,11 +83,11 @@ int attempts_append_text(struct buf *out, const char *s, size_t len)
 }
 
 /* ,"key": with the key's length known at compile time. */
-#define APPEND_KEY(b, comma, key) buf_append((b), (comma) ? ",\"" key "\":" : "\"" key "\":", \
-                                             (comma) ? sizeof(key) + 3 : sizeof(key) + 2)
+#define APPEND_KEY(b, comma, key)                                                                  \
+    buf_append((b), (comma) ? ",\"" key "\":" : "\"" key "\":",                                    \
+               (comma) ? sizeof(key) + 3 : sizeof(key) + 2)
 
-static int append_kv_str_n(struct buf *b, int rc0, const char *keyq, size_t keylen,
-                           const char *v)
+static int append_kv_str_n(struct buf *b, int rc0, const char *keyq, size_t keylen, const char *v)
 {
     int rc = rc0 | buf_append(b, keyq, keylen);
     rc |= buf_appendc(b, '"');
@@ -96,8 +96,8 @@ static int append_kv_str_n(struct buf *b, int rc0, const char *keyq, size_t keyl
     return rc;
 }
 
-#define KV_STR(b, comma, key, v)                                                            \
-    append_kv_str_n((b), 0, (comma) ? ",\"" key "\":" : "\"" key "\":",                  \
+#define KV_STR(b, comma, key, v)                                                                   \
+    append_kv_str_n((b), 0, (comma) ? ",\"" key "\":" : "\"" key "\":",                            \
                     (comma) ? sizeof(key) + 3 : sizeof(key) + 2, (v))
 
 static int append_int(struct buf *b, int64_t v)
@@ -181,8 +181,8 @@ int attempts_build(const struct job *job, const char *outcome, int64_t next_atte
         rc |= append_iso_time(out, next_attempt_ms);
     }
     rc |= buf_appends(out, ",\"response_body\":\"");
-    rc |= attempts_append_text(out, job->response.data ? job->response.data : "",
-                               job->response.len);
+    rc |=
+        attempts_append_text(out, job->response.data ? job->response.data : "", job->response.len);
     rc |= buf_appendc(out, '"');
     rc |= buf_appends(out, job->response.len >= job->response.max && job->response.max
                                ? ",\"response_body_truncated\":true"
@@ -264,8 +264,8 @@ void attempts_publish(struct attempts *a, const struct job *job, const char *out
             lens[i] = strlen(argv[i]);
         {
             /* XADD key MAXLEN ~ N * record <json> */
-            const char *full[8] = {argv[0], argv[1], argv[2], argv[3], argv[4], argv[5],
-                                   "record", b.data};
+            const char *full[8] = {argv[0], argv[1], argv[2],  argv[3],
+                                   argv[4], argv[5], "record", b.data};
             size_t flens[8] = {lens[0], lens[1], lens[2], lens[3], lens[4], lens[5], 6, b.len};
             if (redis_commandv(a->r, on_xadd, a, 8, full, flens))
                 a->stats.redis_failed++;

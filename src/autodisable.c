@@ -16,20 +16,18 @@
 #define CHECK_INTERVAL_MAX_MS 60000
 
 /* Returns failing_since, setting it to ARGV[1] first when the streak is new. */
-static const char streak_script[] =
-    "local v = redis.call('HGET', KEYS[1], 'failing_since')\n"
-    "if not v then\n"
-    "  redis.call('HSET', KEYS[1], 'failing_since', ARGV[1])\n"
-    "  v = ARGV[1]\n"
-    "end\n"
-    "return v\n";
+static const char streak_script[] = "local v = redis.call('HGET', KEYS[1], 'failing_since')\n"
+                                    "if not v then\n"
+                                    "  redis.call('HSET', KEYS[1], 'failing_since', ARGV[1])\n"
+                                    "  v = ARGV[1]\n"
+                                    "end\n"
+                                    "return v\n";
 
 /* Rewrites the document only if nobody changed it since it was read. */
-static const char disable_script[] =
-    "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
-    "redis.call('SET', KEYS[1], ARGV[2])\n"
-    "redis.call('PUBLISH', 'herald:changes', ARGV[3])\n"
-    "return 1\n";
+static const char disable_script[] = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n"
+                                     "redis.call('SET', KEYS[1], ARGV[2])\n"
+                                     "redis.call('PUBLISH', 'herald:changes', ARGV[3])\n"
+                                     "return 1\n";
 
 struct streak {
     bool failing;
@@ -57,8 +55,7 @@ struct disable_op {
     char *reason;
 };
 
-int autodisable_new(struct loop *loop, struct redis *r, int64_t window_ms,
-                    struct autodisable **out)
+int autodisable_new(struct loop *loop, struct redis *r, int64_t window_ms, struct autodisable **out)
 {
     struct autodisable *ad = calloc(1, sizeof(*ad));
     *out = NULL;

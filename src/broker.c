@@ -138,10 +138,12 @@ out:
 
 int broker_main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"partitions", required_argument, NULL, 'p'}, {"topics", required_argument, NULL, 't'},
-        {"brokers", required_argument, NULL, 'b'},    {"control", no_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"partitions", required_argument, NULL, 'p'},
+                                         {"topics", required_argument, NULL, 't'},
+                                         {"brokers", required_argument, NULL, 'b'},
+                                         {"control", no_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int partitions = 4, nbrokers = 1, c, sfd = -1, status = 1;
     bool with_control = false;
     struct strlist topics = {0};

@@ -20,13 +20,12 @@
  * each. A missing document (deleted between the two reads of a writer) comes
  * back as false and is skipped.
  */
-static const char lookup_script[] =
-    "local ids = redis.call('SMEMBERS', KEYS[1])\n"
-    "local out = {}\n"
-    "for i, id in ipairs(ids) do\n"
-    "  out[i] = redis.call('GET', ARGV[1] .. id) or ''\n"
-    "end\n"
-    "return out\n";
+static const char lookup_script[] = "local ids = redis.call('SMEMBERS', KEYS[1])\n"
+                                    "local out = {}\n"
+                                    "for i, id in ipairs(ids) do\n"
+                                    "  out[i] = redis.call('GET', ARGV[1] .. id) or ''\n"
+                                    "end\n"
+                                    "return out\n";
 
 struct slot {
     struct cache *c;
@@ -145,8 +144,10 @@ static struct cache_entry *entry_from_reply(struct cache *c, const char *tenant,
         if (strcmp(sub->tenant, tenant) != 0) {
             /* The set and the document disagree; trust the document's owner. */
             c->stats.invalid_docs++;
-            log_warn("cache", "subscription \"%s\" is listed under tenant \"%s\" but belongs to "
-                     "\"%s\"; skipped", sub->id, tenant, sub->tenant);
+            log_warn("cache",
+                     "subscription \"%s\" is listed under tenant \"%s\" but belongs to "
+                     "\"%s\"; skipped",
+                     sub->id, tenant, sub->tenant);
             subs_unref(sub);
             continue;
         }

@@ -19,8 +19,8 @@
 
 enum cfg_type { T_STRING, T_INT, T_BOOL, T_DURATION, T_SIZE, T_LIST, T_SCHEDULE, T_LEVEL, T_KAFKA };
 
-static const char *const type_names[] = {"string",   "integer",  "bool",  "duration", "size",
-                                         "list",     "schedule", "level", "string"};
+static const char *const type_names[] = {"string", "integer",  "bool",  "duration", "size",
+                                         "list",   "schedule", "level", "string"};
 
 typedef int (*cfg_check_fn)(const char *value, char *why, size_t whylen);
 
@@ -35,14 +35,14 @@ struct cfg_key {
     const char *help;
 };
 
-#define F_SECRET 1u  /* never printed */
-#define F_URL 2u     /* printed with credentials redacted */
+#define F_SECRET   1u /* never printed */
+#define F_URL      2u /* printed with credentials redacted */
 #define F_EMPTY_OK 4u /* a string that may be empty */
 
 #define OFF(field) offsetof(struct config, field)
 /* Room kept for a retry record's headers (and the key) above the event itself. */
 #define RECORD_HEADROOM (64 * 1024)
-#define DAY_MS (24LL * 3600 * 1000)
+#define DAY_MS          (24LL * 3600 * 1000)
 
 static int check_listen(const char *value, char *why, size_t whylen);
 static int check_topic(const char *value, char *why, size_t whylen);
@@ -283,9 +283,9 @@ void config_format_duration(int64_t ms, char *out, size_t outlen)
 int config_parse_size(const char *s, int64_t *bytes)
 {
     /* "" first: a bare number is a number of bytes. */
-    static const struct unit units[] = {
-        {"", 1},           {"B", 1},           {"K", 1024},    {"KiB", 1024},
-        {"M", 1024 * 1024}, {"MiB", 1024 * 1024}, {"G", 1 << 30}, {"GiB", 1 << 30}};
+    static const struct unit units[] = {{"", 1},        {"B", 1},           {"K", 1024},
+                                        {"KiB", 1024},  {"M", 1024 * 1024}, {"MiB", 1024 * 1024},
+                                        {"G", 1 << 30}, {"GiB", 1 << 30}};
     return parse_scaled(s, units, sizeof(units) / sizeof(units[0]), true, bytes);
 }
 
@@ -519,8 +519,7 @@ static int set_typed(struct config *cfg, const struct cfg_key *k, const char *va
         return HERALD_EINVAL;
     }
     if (v < k->min || (k->max && v > k->max)) {
-        set_err(why, whylen, "must be between %lld and %lld", (long long)k->min,
-                (long long)k->max);
+        set_err(why, whylen, "must be between %lld and %lld", (long long)k->min, (long long)k->max);
         return HERALD_EINVAL;
     }
     *(int64_t *)field = v;
@@ -758,8 +757,8 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 /* Whether a kafka.* property may hold a credential and must not be printed. */
 static bool kafka_key_secret(const char *k)
 {
-    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "key") ||
-           strstr(k, "jaas") || strstr(k, "token") || strstr(k, "credential");
+    return strstr(k, "password") || strstr(k, "secret") || strstr(k, "key") || strstr(k, "jaas") ||
+           strstr(k, "token") || strstr(k, "credential");
 }
 
 void config_redact_url(const char *url, char *out, size_t outlen)
@@ -836,9 +835,10 @@ static void value_text(const struct config *cfg, const struct cfg_key *k, char *
 
 void config_print_help(FILE *out)
 {
-    fprintf(out, "herald configuration keys (file: key = value; environment: HERALD_ + key in\n"
-                 "upper case with dots as _, e.g. redis.url -> HERALD_REDIS_URL; any\n"
-                 "kafka.<librdkafka property> passes through, e.g. HERALD_KAFKA_SASL_USERNAME)\n\n");
+    fprintf(out,
+            "herald configuration keys (file: key = value; environment: HERALD_ + key in\n"
+            "upper case with dots as _, e.g. redis.url -> HERALD_REDIS_URL; any\n"
+            "kafka.<librdkafka property> passes through, e.g. HERALD_KAFKA_SASL_USERNAME)\n\n");
     for (size_t i = 0; i < NKEYS; i++) {
         const struct cfg_key *k = &keys[i];
         fprintf(out, "%-38s %-9s default: %s\n", k->name, type_names[k->type],

@@ -58,9 +58,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             error = rd_kafka_incremental_unassign(rk, parts);
         else
             rerr = rd_kafka_assign(rk, NULL);
-        c->assigned = cooperative && c->assigned >= (size_t)parts->cnt
-                          ? c->assigned - (size_t)parts->cnt
-                          : 0;
+        c->assigned =
+            cooperative && c->assigned >= (size_t)parts->cnt ? c->assigned - (size_t)parts->cnt : 0;
     } else {
         log_error("consumer", "rebalance error: %s", rd_kafka_err2str(err));
         rd_kafka_assign(rk, NULL);

@@ -45,7 +45,7 @@ struct endpoint {
     bool in_ready;
     struct endpoint *rnext, *rprev;
     int64_t last_active;
-    struct hdrblock *hdr; /* for the newest snapshot seen; built on first use */
+    struct hdrblock *hdr;    /* for the newest snapshot seen; built on first use */
     struct xfer *free_xfers; /* configured for hdr: reused with no curl_easy_reset */
     size_t nfree;
     /* Completions per second, smoothed; decays while nothing completes. */
@@ -75,9 +75,9 @@ struct xfer {
     struct xfer *next_free;
     struct xfer *anext, *aprev; /* the active list, for cancelling on shutdown */
     CURL *easy;
-    struct curl_slist *headers;            /* lines[0..n) then block->list */
-    struct curl_slist nodes[XFER_LINES];   /* owned here: no allocation per request */
-    struct buf lines[XFER_LINES];          /* reused across requests */
+    struct curl_slist *headers;          /* lines[0..n) then block->list */
+    struct curl_slist nodes[XFER_LINES]; /* owned here: no allocation per request */
+    struct buf lines[XFER_LINES];        /* reused across requests */
     struct hdrblock *block;
     struct hdrblock *configured; /* the snapshot the easy handle's options were set for */
     bool reused;                 /* this request only re-sets body and headers */
@@ -118,8 +118,8 @@ struct dispatch {
 #define ENDPOINT_QUEUE_MIN 256
 /* A healthy endpoint may queue this many seconds of its own recent throughput. */
 #define ENDPOINT_QUEUE_SECONDS 2
-#define RATE_WINDOW_MS 250
-#define ENDPOINT_IDLE_MS   (10 * 60 * 1000)
+#define RATE_WINDOW_MS         250
+#define ENDPOINT_IDLE_MS       (10 * 60 * 1000)
 /*
  * Response header bytes read before a request is cut off. Real receivers
  * send a few KiB; a hostile one could stream headers forever, and libcurl's

@@ -8,8 +8,8 @@ const char *herald_strerror(int err)
     switch (err) {
     case HERALD_OK:
         return "success";
-#define XX(name, msg)                                                          \
-    case HERALD_E##name:                                                       \
+#define XX(name, msg)                                                                              \
+    case HERALD_E##name:                                                                           \
         return msg;
         HERALD_ERRNO_MAP(XX)
 #undef XX

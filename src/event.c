@@ -203,8 +203,8 @@ static size_t skip_value(const char *p, size_t i, size_t len)
                 return i;
             if (depth == 0)
                 return i + 1;
-        } else if (depth == 0 && (p[i] == ',' || p[i] == ' ' || p[i] == '\n' ||
-                                  p[i] == '\t' || p[i] == '\r')) {
+        } else if (depth == 0 &&
+                   (p[i] == ',' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')) {
             return i;
         }
     }

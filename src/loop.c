@@ -18,8 +18,8 @@
 struct fd_slot {
     loop_fd_fn fn;
     void *arg;
-    int mask;     /* the mask registered with epoll; 0 when not registered */
-    bool parked;  /* registered, but events are not delivered */
+    int mask;    /* the mask registered with epoll; 0 when not registered */
+    bool parked; /* registered, but events are not delivered */
 };
 
 struct timer {

@@ -80,8 +80,7 @@ static int load_config(int argc, char **argv, struct config *cfg, bool for_run)
     if (config_init(cfg))
         return 1;
     if ((path && config_load_file(cfg, path, err, sizeof(err))) ||
-        config_load_env(cfg, environ, err, sizeof(err)) ||
-        config_validate(cfg, err, sizeof(err))) {
+        config_load_env(cfg, environ, err, sizeof(err)) || config_validate(cfg, err, sizeof(err))) {
         if (for_run)
             log_error("config", "%s", err);
         else

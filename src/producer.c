@@ -53,7 +53,7 @@ bool producer_err_too_large(rd_kafka_resp_err_t err)
 
 void producer_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    enum log_level l = level <= 3 ? LOG_LEVEL_ERROR
+    enum log_level l = level <= 3   ? LOG_LEVEL_ERROR
                        : level == 4 ? LOG_LEVEL_WARN
                        : level <= 6 ? LOG_LEVEL_INFO
                                     : LOG_LEVEL_DEBUG;
@@ -86,8 +86,10 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
         p->stats.failed++;
         /* One line per failure would flood the log during an outage: one per 5 s. */
         if (now - p->last_fail_log >= 5000) {
-            log_warn("producer", "record to \"%s\" failed: %s (%llu more failures since the "
-                     "last report)", rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err),
+            log_warn("producer",
+                     "record to \"%s\" failed: %s (%llu more failures since the "
+                     "last report)",
+                     rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err),
                      (unsigned long long)p->fails_unreported);
             p->last_fail_log = now;
             p->fails_unreported = 0;

@@ -371,7 +371,8 @@ static void watchdog(struct loop *loop, uint64_t id, void *arg)
         drop(r, "connect timed out");
     else if (r->ac && r->head && now - r->head->sent_ms > r->timeout_ms)
         drop(r, "reply timed out");
-    r->watchdog_timer = loop_timer(loop, r->timeout_ms / 4 > 0 ? r->timeout_ms / 4 : 1, watchdog, r);
+    r->watchdog_timer =
+        loop_timer(loop, r->timeout_ms / 4 > 0 ? r->timeout_ms / 4 : 1, watchdog, r);
 }
 
 int redis_new(struct loop *loop, const char *url, int64_t timeout_ms, size_t max_pending,

@@ -82,8 +82,8 @@ static struct sub *load_sub(struct admin_ctx *a, const char *sub_id)
     if (r->type != REDIS_REPLY_STRING) {
         fprintf(stderr, "herald: no subscription \"%s\"\n", sub_id);
     } else if (subs_parse(r->str, r->len, &sub, field, sizeof(field), why, sizeof(why))) {
-        fprintf(stderr, "herald: subscription \"%s\" is invalid: field \"%s\": %s\n", sub_id,
-                field, why);
+        fprintf(stderr, "herald: subscription \"%s\" is invalid: field \"%s\": %s\n", sub_id, field,
+                why);
     } else if (!sub->active) {
         fprintf(stderr, "herald: subscription \"%s\" is disabled; enable it before redelivering\n",
                 sub_id);
@@ -212,10 +212,10 @@ static int find_attempt(struct admin_ctx *a, const char *sub_id, const char *str
 {
     char start[64] = "+";
     for (;;) {
-        redisReply *r = stream_id ? admin_command(a, "XRANGE herald:attempts:%s %s %s", sub_id,
-                                                  stream_id, stream_id)
-                                  : admin_command(a, "XREVRANGE herald:attempts:%s %s - COUNT 500",
-                                                  sub_id, start);
+        redisReply *r =
+            stream_id
+                ? admin_command(a, "XRANGE herald:attempts:%s %s %s", sub_id, stream_id, stream_id)
+                : admin_command(a, "XREVRANGE herald:attempts:%s %s - COUNT 500", sub_id, start);
         size_t n;
         if (!r)
             return 1;
@@ -251,26 +251,32 @@ static int find_attempt(struct admin_ctx *a, const char *sub_id, const char *str
         if (stream_id || n < 500)
             break;
     }
-    fprintf(stderr, "herald: no attempt record of %s \"%s\" for subscription \"%s\"; give "
-                    "--topic, --partition and --offset instead\n",
+    fprintf(stderr,
+            "herald: no attempt record of %s \"%s\" for subscription \"%s\"; give "
+            "--topic, --partition and --offset instead\n",
             stream_id ? "id" : "event", stream_id ? stream_id : event_id, sub_id);
     return 1;
 }
 
 static void resend_usage(FILE *out)
 {
-    fprintf(out, "usage: herald resend [--config FILE] [--redis URL] --sub SUB\n"
-                 "         (--event ID | --attempt STREAM_ID | --topic T --partition P --offset O)\n");
+    fprintf(out,
+            "usage: herald resend [--config FILE] [--redis URL] --sub SUB\n"
+            "         (--event ID | --attempt STREAM_ID | --topic T --partition P --offset O)\n");
 }
 
 int replay_resend(int argc, char **argv, char **envp)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, 'r'},
-        {"sub", required_argument, NULL, 's'},    {"event", required_argument, NULL, 'e'},
-        {"attempt", required_argument, NULL, 'a'}, {"topic", required_argument, NULL, 't'},
-        {"partition", required_argument, NULL, 'p'}, {"offset", required_argument, NULL, 'o'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, 'r'},
+                                         {"sub", required_argument, NULL, 's'},
+                                         {"event", required_argument, NULL, 'e'},
+                                         {"attempt", required_argument, NULL, 'a'},
+                                         {"topic", required_argument, NULL, 't'},
+                                         {"partition", required_argument, NULL, 'p'},
+                                         {"offset", required_argument, NULL, 'o'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *redis_url = NULL, *sub_id = NULL, *event_id = NULL,
                *stream_id = NULL;
     char topic[256] = "", tier[512];
@@ -289,16 +295,36 @@ int replay_resend(int argc, char **argv, char **envp)
     optind = 0;
     while ((c = getopt_long(argc, argv, "c:r:s:e:a:t:p:o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'r': redis_url = optarg; break;
-        case 's': sub_id = optarg; break;
-        case 'e': event_id = optarg; break;
-        case 'a': stream_id = optarg; break;
-        case 't': snprintf(topic, sizeof(topic), "%s", optarg); break;
-        case 'p': partition = (int32_t)strtol(optarg, NULL, 10); break;
-        case 'o': offset = strtoll(optarg, NULL, 10); break;
-        case 'h': resend_usage(stdout); return 0;
-        default: resend_usage(stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'r':
+            redis_url = optarg;
+            break;
+        case 's':
+            sub_id = optarg;
+            break;
+        case 'e':
+            event_id = optarg;
+            break;
+        case 'a':
+            stream_id = optarg;
+            break;
+        case 't':
+            snprintf(topic, sizeof(topic), "%s", optarg);
+            break;
+        case 'p':
+            partition = (int32_t)strtol(optarg, NULL, 10);
+            break;
+        case 'o':
+            offset = strtoll(optarg, NULL, 10);
+            break;
+        case 'h':
+            resend_usage(stdout);
+            return 0;
+        default:
+            resend_usage(stderr);
+            return 2;
         }
     }
     if (!sub_id || optind != argc ||
@@ -376,8 +402,8 @@ static void replay_usage(FILE *out)
 }
 
 /* Replays one topic; adds to *scanned and *matched. */
-static int replay_topic(struct admin_ctx *a, struct queue_ctx *q, const char *topic,
-                        int64_t since, int64_t until, bool dry_run, long *scanned, long *matched)
+static int replay_topic(struct admin_ctx *a, struct queue_ctx *q, const char *topic, int64_t since,
+                        int64_t until, bool dry_run, long *scanned, long *matched)
 {
     rd_kafka_t *rk = new_client(&a->cfg, RD_KAFKA_CONSUMER, NULL);
     const struct rd_kafka_metadata *md = NULL;
@@ -514,12 +540,15 @@ out:
 
 int replay_replay(int argc, char **argv, char **envp)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"redis", required_argument, NULL, 'r'},
-        {"sub", required_argument, NULL, 's'},    {"since", required_argument, NULL, 'S'},
-        {"until", required_argument, NULL, 'U'},  {"topic", required_argument, NULL, 't'},
-        {"dry-run", no_argument, NULL, 'n'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"redis", required_argument, NULL, 'r'},
+                                         {"sub", required_argument, NULL, 's'},
+                                         {"since", required_argument, NULL, 'S'},
+                                         {"until", required_argument, NULL, 'U'},
+                                         {"topic", required_argument, NULL, 't'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *redis_url = NULL, *sub_id = NULL, *since_s = NULL,
                *until_s = NULL, *topic = NULL;
     int64_t since, until;
@@ -534,15 +563,33 @@ int replay_replay(int argc, char **argv, char **envp)
     optind = 0;
     while ((c = getopt_long(argc, argv, "c:r:s:S:U:t:nh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
-        case 'r': redis_url = optarg; break;
-        case 's': sub_id = optarg; break;
-        case 'S': since_s = optarg; break;
-        case 'U': until_s = optarg; break;
-        case 't': topic = optarg; break;
-        case 'n': dry_run = true; break;
-        case 'h': replay_usage(stdout); return 0;
-        default: replay_usage(stderr); return 2;
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'r':
+            redis_url = optarg;
+            break;
+        case 's':
+            sub_id = optarg;
+            break;
+        case 'S':
+            since_s = optarg;
+            break;
+        case 'U':
+            until_s = optarg;
+            break;
+        case 't':
+            topic = optarg;
+            break;
+        case 'n':
+            dry_run = true;
+            break;
+        case 'h':
+            replay_usage(stdout);
+            return 0;
+        default:
+            replay_usage(stderr);
+            return 2;
         }
     }
     if (!sub_id || !since_s || optind != argc) {
@@ -573,8 +620,9 @@ int replay_replay(int argc, char **argv, char **envp)
     } else {
         for (size_t i = 0; i < a.cfg.events_topics.n; i++) {
             if (a.cfg.events_topics.v[i][0] == '^') {
-                fprintf(stderr, "herald: skipping the pattern \"%s\"; name its topics with "
-                                "--topic\n",
+                fprintf(stderr,
+                        "herald: skipping the pattern \"%s\"; name its topics with "
+                        "--topic\n",
                         a.cfg.events_topics.v[i]);
                 continue;
             }

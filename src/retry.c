@@ -53,8 +53,7 @@ void retry_tier_topic(const struct retry_policy *p, const char *prefix, size_t t
                       size_t outlen)
 {
     char label[32];
-    config_format_duration(p->tiers[tier < p->ntiers ? tier : p->ntiers - 1], label,
-                           sizeof(label));
+    config_format_duration(p->tiers[tier < p->ntiers ? tier : p->ntiers - 1], label, sizeof(label));
     snprintf(out, outlen, "%s%s", prefix, label);
 }
 

@@ -264,34 +264,34 @@ static int hmac_sha256(EVP_MAC *mac, const struct sign_key *key, const struct sp
         return HERALD_ECRYPTO;
     }
     {
-    static char digest[] = "SHA256";
-    EVP_MAC_CTX *ctx = NULL;
-    OSSL_PARAM params[2];
-    size_t outlen = 0;
-    int rc = HERALD_ECRYPTO;
+        static char digest[] = "SHA256";
+        EVP_MAC_CTX *ctx = NULL;
+        OSSL_PARAM params[2];
+        size_t outlen = 0;
+        int rc = HERALD_ECRYPTO;
 
-    /* EVP_MAC_init() reads a NULL key as "keep the previous one". */
-    if (!key->bytes || key->len == 0)
-        return HERALD_EINVAL;
-    ctx = EVP_MAC_CTX_new(mac);
-    if (!ctx)
-        goto out;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (EVP_MAC_init(ctx, key->bytes, key->len, params) != 1)
-        goto out;
-    for (size_t i = 0; i < nparts; i++) {
-        if (parts[i].len && EVP_MAC_update(ctx, parts[i].p, parts[i].len) != 1)
+        /* EVP_MAC_init() reads a NULL key as "keep the previous one". */
+        if (!key->bytes || key->len == 0)
+            return HERALD_EINVAL;
+        ctx = EVP_MAC_CTX_new(mac);
+        if (!ctx)
             goto out;
-    }
-    if (EVP_MAC_final(ctx, out, &outlen, MAC_LEN) != 1 || outlen != MAC_LEN)
-        goto out;
-    rc = 0;
-out:
-    EVP_MAC_CTX_free(ctx);
-    if (rc)
-        ERR_clear_error();
-    return rc;
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (EVP_MAC_init(ctx, key->bytes, key->len, params) != 1)
+            goto out;
+        for (size_t i = 0; i < nparts; i++) {
+            if (parts[i].len && EVP_MAC_update(ctx, parts[i].p, parts[i].len) != 1)
+                goto out;
+        }
+        if (EVP_MAC_final(ctx, out, &outlen, MAC_LEN) != 1 || outlen != MAC_LEN)
+            goto out;
+        rc = 0;
+    out:
+        EVP_MAC_CTX_free(ctx);
+        if (rc)
+            ERR_clear_error();
+        return rc;
     }
 }
 
@@ -435,8 +435,8 @@ static int decode_ed25519_secret(const char *secret, struct sign_key *key, char 
     return HERALD_EINVAL;
 }
 
-static int key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key,
-                      char *why, size_t whylen);
+static int key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key, char *why,
+                      size_t whylen);
 
 int sign_key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key, char *why,
                     size_t whylen)
@@ -447,8 +447,8 @@ int sign_key_decode(enum sign_scheme scheme, const char *secret, struct sign_key
     return rc;
 }
 
-static int key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key,
-                      char *why, size_t whylen)
+static int key_decode(enum sign_scheme scheme, const char *secret, struct sign_key *key, char *why,
+                      size_t whylen)
 {
     size_t len;
 

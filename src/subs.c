@@ -107,10 +107,22 @@ bool subs_matches(const struct sub *sub, const char *type)
 bool subs_header_reserved(const char *name, const char *signature_header)
 {
     static const char *const reserved[] = {
-        "host",           "content-length",    "transfer-encoding", "connection",
-        "content-type",   "te",                "trailer",           "upgrade",
-        "keep-alive",     "proxy-connection",  "proxy-authorization", "expect",
-        "webhook-id",     "webhook-timestamp", "webhook-signature", "user-agent",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "content-type",
+        "te",
+        "trailer",
+        "upgrade",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authorization",
+        "expect",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "user-agent",
     };
     for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
         if (strcasecmp(name, reserved[i]) == 0)
@@ -236,11 +248,28 @@ static int get_int(const cJSON *root, const char *name, int64_t min, int64_t max
 }
 
 static const char *const known_fields[] = {
-    "id",        "tenant",           "name",         "description", "metadata",
-    "url",       "method",           "content_type", "events",      "status",
-    "disabled_reason", "secrets",    "signature",    "signature_header", "payload",
-    "headers",   "max_attempts",     "timeout_ms",   "max_in_flight", "rate_limit_per_s",
-    "created_at", "updated_at",
+    "id",
+    "tenant",
+    "name",
+    "description",
+    "metadata",
+    "url",
+    "method",
+    "content_type",
+    "events",
+    "status",
+    "disabled_reason",
+    "secrets",
+    "signature",
+    "signature_header",
+    "payload",
+    "headers",
+    "max_attempts",
+    "timeout_ms",
+    "max_in_flight",
+    "rate_limit_per_s",
+    "created_at",
+    "updated_at",
 };
 
 static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
@@ -279,8 +308,7 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
 
     m = cJSON_GetObjectItemCaseSensitive(root, "tenant");
     if (!cJSON_IsString(m) || event_check_ident(m->valuestring, EVENT_TENANT_MAX))
-        return refuse(e, "tenant", "required: 1 to %d visible ASCII characters",
-                      EVENT_TENANT_MAX);
+        return refuse(e, "tenant", "required: 1 to %d visible ASCII characters", EVENT_TENANT_MAX);
     if ((rc = dup_str(&sub->tenant, m->valuestring)))
         return rc;
 
@@ -325,10 +353,8 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
         return rc;
 
     m = cJSON_GetObjectItemCaseSensitive(root, "events");
-    if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) < 1 ||
-        cJSON_GetArraySize(m) > SUBS_MAX_EVENTS)
-        return refuse(e, "events", "required: an array of 1 to %d event types",
-                      SUBS_MAX_EVENTS);
+    if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) < 1 || cJSON_GetArraySize(m) > SUBS_MAX_EVENTS)
+        return refuse(e, "events", "required: an array of 1 to %d event types", SUBS_MAX_EVENTS);
     sub->events.v = calloc((size_t)cJSON_GetArraySize(m), sizeof(char *));
     if (!sub->events.v)
         return HERALD_ENOMEM;
@@ -338,8 +364,9 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
             char f[32];
             snprintf(f, sizeof(f), "events[%d]", i);
             if (!cJSON_IsString(it) || check_pattern(it->valuestring))
-                return refuse(e, f, "must be an event type, a prefix such as \"post.*\", or "
-                                    "\"*\"");
+                return refuse(e, f,
+                              "must be an event type, a prefix such as \"post.*\", or "
+                              "\"*\"");
             if ((rc = dup_str(&sub->events.v[sub->events.n], it->valuestring)))
                 return rc;
             sub->events.n++;
@@ -422,8 +449,9 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
     if (m && (!cJSON_IsString(m) || payload_mode_parse(m->valuestring, &sub->payload)))
         return refuse(e, "payload", "must be raw, compact, data or message");
     if (sub->scheme == SIGN_MESSAGE_FIELD && sub->payload != PAYLOAD_MESSAGE)
-        return refuse(e, "payload", "the \"message-field\" scheme signs the message field: "
-                                    "payload must be \"message\"");
+        return refuse(e, "payload",
+                      "the \"message-field\" scheme signs the message field: "
+                      "payload must be \"message\"");
 
     m = cJSON_GetObjectItemCaseSensitive(root, "headers");
     if (m) {
@@ -527,8 +555,9 @@ int subs_parse(const char *json, size_t len, struct sub **out, char *field, size
     if (field && fieldlen)
         field[0] = '\0';
     if (has_nul(json, len))
-        return refuse(&e, "(document)", "contains a NUL character (\\u0000), which no field "
-                                        "may hold");
+        return refuse(&e, "(document)",
+                      "contains a NUL character (\\u0000), which no field "
+                      "may hold");
     {
         /* cJSON stops after the first value: refuse what follows, as event_parse() does. */
         const char *end = NULL;

@@ -39,7 +39,7 @@
 #include <unistd.h>
 
 /* A retry record that comes due this close is sent now rather than waited for. */
-#define DUE_SLACK_MS 5
+#define DUE_SLACK_MS          5
 #define SHUTDOWN_ACK_GRACE_MS 10000
 /* How long the last commit may wait out someone else's rebalance. */
 #define FINAL_COMMIT_MS 5000
@@ -68,7 +68,7 @@ struct part {
     struct offsets offs;
     int64_t stored;
     bool dirty;
-    bool paused;        /* the state last requested from librdkafka */
+    bool paused;                /* the state last requested from librdkafka */
     struct held *hhead, *htail; /* retry records consumed but not yet due */
     uint64_t due_timer;
 };
@@ -307,8 +307,10 @@ static void rec_omit_body(struct rec *rec)
 {
     struct worker *w = rec->w;
     char size[32];
-    log_error("worker", "a %zu-byte record for \"%s\" is too large for Kafka; dead-lettering "
-              "it without its body", rec->len, rec->topic);
+    log_error("worker",
+              "a %zu-byte record for \"%s\" is too large for Kafka; dead-lettering "
+              "it without its body",
+              rec->len, rec->topic);
     if (rec->tier >= 0) {
         rec->tier = -1;
         rec->topic = w->cfg->dlq_topic;
@@ -406,8 +408,7 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
         rec->value = malloc(rkm->len ? rkm->len : 1);
         if (!rec->value) {
             rec_free(rec);
-            log_error("worker", "out of memory dead-lettering offset %lld",
-                      (long long)rkm->offset);
+            log_error("worker", "out of memory dead-lettering offset %lld", (long long)rkm->offset);
             return;
         }
         if (rkm->len)
@@ -433,15 +434,14 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
     hdr_add_int(rec->hdrs, RETRY_H_SRC_OFFSET, rkm->offset);
     o->pending++;
     w->live_recs++;
-    log_warn("worker", "dead-lettering offset %lld of \"%s\" [%d]: %s: %s",
-             (long long)rkm->offset, rd_kafka_topic_name(rkm->rkt), rkm->partition, reason,
-             detail);
+    log_warn("worker", "dead-lettering offset %lld of \"%s\" [%d]: %s: %s", (long long)rkm->offset,
+             rd_kafka_topic_name(rkm->rkt), rkm->partition, reason, detail);
     send_rec(rec);
 }
 
 /* The headers of a job's retry or dead-letter record. */
-static void job_headers(struct worker *w, const struct job *job, rd_kafka_headers_t *h,
-                        int attempt, int64_t due_at, const char *reason)
+static void job_headers(struct worker *w, const struct job *job, rd_kafka_headers_t *h, int attempt,
+                        int64_t due_at, const char *reason)
 {
     const struct origin *o = job->origin;
     struct retry_record r = {0};
@@ -567,8 +567,10 @@ static void on_job_done(struct job *job, void *arg)
         send_job_rec(w, job, false);
         break;
     case RETRY_GIVE_UP:
-        log_info("worker", "event \"%s\" to subscription \"%s\" dead-lettered after attempt %d: "
-                 "%s", job->ev->id, job->sub->id, job->attempt, d.reason);
+        log_info("worker",
+                 "event \"%s\" to subscription \"%s\" dead-lettered after attempt %d: "
+                 "%s",
+                 job->ev->id, job->sub->id, job->attempt, d.reason);
         send_job_rec(w, job, false);
         break;
     }
@@ -795,7 +797,8 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
     METRIC_INC(retries_consumed);
     rd_kafka_message_headers(rkm, &h);
     if (!hdr_get(h, RETRY_H_SUB, sub_id, sizeof(sub_id)) ||
-        !hdr_get(h, RETRY_H_TENANT, tenant, sizeof(tenant)) || !hdr_get_int(h, RETRY_H_ATTEMPT, &attempt) ||
+        !hdr_get(h, RETRY_H_TENANT, tenant, sizeof(tenant)) ||
+        !hdr_get_int(h, RETRY_H_ATTEMPT, &attempt) ||
         !hdr_get_int(h, RETRY_H_FIRST_AT, &first_at) || !hdr_get_int(h, RETRY_H_DUE_AT, &due_at) ||
         attempt < 1 || attempt > 1000) {
         dlq_raw(w, rkm, o, "invalid_retry_record", "missing or malformed herald-* headers",
@@ -1041,8 +1044,7 @@ static void before_wait(struct loop *loop, void *arg)
     __atomic_store_n(&w->health.heartbeat_ms, now, __ATOMIC_RELAXED);
     __atomic_store_n(&w->health.joined, (int)consumer_in_group(w->consumer), __ATOMIC_RELAXED);
     __atomic_store_n(&w->health.redis_up, (int)redis_is_up(w->redis), __ATOMIC_RELAXED);
-    __atomic_store_n(&w->health.producer_ok, (int)producer_healthy(w->producer),
-                     __ATOMIC_RELAXED);
+    __atomic_store_n(&w->health.producer_ok, (int)producer_healthy(w->producer), __ATOMIC_RELAXED);
 
     if (!producer_healthy(w->producer) && !w->stopping) {
         /* Nothing can be settled any more; offsets stay where they are. */
@@ -1065,8 +1067,10 @@ static void before_wait(struct loop *loop, void *arg)
         w->deadline = now + SHUTDOWN_ACK_GRACE_MS;
         dispatch_cancel_all(w->dispatch);
     } else if (w->cancelled && now >= w->deadline) {
-        log_warn("worker", "%zu record(s) not acknowledged in time; their offsets stay "
-                 "uncommitted", w->live_recs);
+        log_warn("worker",
+                 "%zu record(s) not acknowledged in time; their offsets stay "
+                 "uncommitted",
+                 w->live_recs);
         loop_stop(loop);
     }
 }
@@ -1169,8 +1173,8 @@ static void commit_final(struct worker *w)
         struct part *p = me->value;
         int64_t c = offsets_committable(&p->offs);
         if (c >= 0)
-            rd_kafka_topic_partition_list_add(l, w->topics[p->topic].name, p->partition)
-                ->offset = c;
+            rd_kafka_topic_partition_list_add(l, w->topics[p->topic].name, p->partition)->offset =
+                c;
     }
     while (l->cnt > 0 && (rc = consumer_commit(w->consumer, l)) == HERALD_ESTATE &&
            clock_mono_ms() < deadline)

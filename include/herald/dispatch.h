@@ -33,11 +33,11 @@ struct dispatch_opts {
     int64_t connect_timeout_ms;
     size_t max_in_flight;
     size_t endpoint_in_flight;
-    int rate_limit;          /* per endpoint per second; 0 = unlimited */
+    int rate_limit; /* per endpoint per second; 0 = unlimited */
     size_t response_max;
     bool https_only;
-    const char *ca_bundle;   /* NULL or "": system store */
-    const char *proxy;       /* NULL or "": direct */
+    const char *ca_bundle; /* NULL or "": system store */
+    const char *proxy;     /* NULL or "": direct */
     const char *user_agent;
     const struct netguard *guard;
     int breaker_failures;

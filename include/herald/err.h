@@ -10,22 +10,22 @@
 #ifndef HERALD_ERR_H
 #define HERALD_ERR_H
 
-#define HERALD_ERRNO_MAP(XX)                                                   \
-    XX(NOMEM, "out of memory")                                                 \
-    XX(INVAL, "invalid argument")                                              \
-    XX(PARSE, "malformed input")                                               \
-    XX(TOOBIG, "input exceeds its size limit")                                 \
-    XX(RANGE, "value out of range")                                            \
-    XX(NOTFOUND, "not found")                                                  \
-    XX(EXISTS, "already exists")                                               \
-    XX(IO, "input/output error")                                               \
-    XX(TIMEOUT, "timed out")                                                   \
-    XX(REDIS, "redis error")                                                   \
-    XX(KAFKA, "kafka error")                                                   \
-    XX(CURL, "http client error")                                              \
-    XX(CRYPTO, "cryptography error")                                           \
-    XX(REFUSED, "refused by policy")                                           \
-    XX(FULL, "capacity reached")                                               \
+#define HERALD_ERRNO_MAP(XX)                                                                       \
+    XX(NOMEM, "out of memory")                                                                     \
+    XX(INVAL, "invalid argument")                                                                  \
+    XX(PARSE, "malformed input")                                                                   \
+    XX(TOOBIG, "input exceeds its size limit")                                                     \
+    XX(RANGE, "value out of range")                                                                \
+    XX(NOTFOUND, "not found")                                                                      \
+    XX(EXISTS, "already exists")                                                                   \
+    XX(IO, "input/output error")                                                                   \
+    XX(TIMEOUT, "timed out")                                                                       \
+    XX(REDIS, "redis error")                                                                       \
+    XX(KAFKA, "kafka error")                                                                       \
+    XX(CURL, "http client error")                                                                  \
+    XX(CRYPTO, "cryptography error")                                                               \
+    XX(REFUSED, "refused by policy")                                                               \
+    XX(FULL, "capacity reached")                                                                   \
     XX(STATE, "operation not valid in this state")
 
 enum herald_err {

@@ -19,22 +19,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EVENT_ID_MAX 256
-#define EVENT_TYPE_MAX 256
+#define EVENT_ID_MAX     256
+#define EVENT_TYPE_MAX   256
 #define EVENT_TENANT_MAX 256
 
-#define EVENT_REJECT_MAP(XX)                                                   \
-    XX(NONE, "none")                                                           \
-    XX(EMPTY, "empty_value")                                                   \
-    XX(TOO_LARGE, "too_large")                                                 \
-    XX(NOT_JSON, "not_json")                                                   \
-    XX(NOT_OBJECT, "not_an_object")                                            \
-    XX(NO_ID, "missing_id")                                                    \
-    XX(BAD_ID, "invalid_id")                                                   \
-    XX(NO_TYPE, "missing_type")                                                \
-    XX(BAD_TYPE, "invalid_type")                                               \
-    XX(NO_TENANT, "missing_tenant")                                            \
-    XX(BAD_TENANT, "invalid_tenant")                                           \
+#define EVENT_REJECT_MAP(XX)                                                                       \
+    XX(NONE, "none")                                                                               \
+    XX(EMPTY, "empty_value")                                                                       \
+    XX(TOO_LARGE, "too_large")                                                                     \
+    XX(NOT_JSON, "not_json")                                                                       \
+    XX(NOT_OBJECT, "not_an_object")                                                                \
+    XX(NO_ID, "missing_id")                                                                        \
+    XX(BAD_ID, "invalid_id")                                                                       \
+    XX(NO_TYPE, "missing_type")                                                                    \
+    XX(BAD_TYPE, "invalid_type")                                                                   \
+    XX(NO_TENANT, "missing_tenant")                                                                \
+    XX(BAD_TENANT, "invalid_tenant")                                                               \
     XX(BAD_TIMESTAMP, "invalid_timestamp")
 
 enum event_reject {
@@ -50,7 +50,7 @@ struct event {
     char *id;
     char *type;
     char *tenant;
-    char *body;       /* the value exactly as consumed, NUL-terminated copy */
+    char *body; /* the value exactly as consumed, NUL-terminated copy */
     size_t body_len;
     int64_t created_ms; /* envelope timestamp (wall ms), or 0 when absent */
 };

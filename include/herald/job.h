@@ -24,29 +24,29 @@
 /* Where a job came from: one consumed Kafka message, settled when pending hits 0. */
 struct origin {
     int32_t partition;
-    int topic;       /* index into the worker's topic table */
+    int topic; /* index into the worker's topic table */
     int64_t offset;
-    uint32_t epoch;  /* the partition's assignment epoch when the message was consumed */
-    int pending;     /* jobs and records not yet durable */
+    uint32_t epoch; /* the partition's assignment epoch when the message was consumed */
+    int pending;    /* jobs and records not yet durable */
 };
 
 struct job {
-    struct job *next;        /* endpoint queue linkage (dispatcher-owned while queued) */
+    struct job *next; /* endpoint queue linkage (dispatcher-owned while queued) */
     struct event *ev;
     struct sub *sub;
     struct origin *origin;
-    int attempt;             /* 1-based number of the attempt being made */
-    int64_t first_at_ms;     /* wall time of attempt 1 */
+    int attempt;         /* 1-based number of the attempt being made */
+    int64_t first_at_ms; /* wall time of attempt 1 */
 
     /* Filled by the dispatcher for the attempt just made. */
     struct attempt_result result;
-    int64_t sent_at_ms;      /* wall */
+    int64_t sent_at_ms; /* wall */
     int64_t latency_us;
-    struct buf response;     /* first attempts.body_max bytes of the response body */
-    char error[256];         /* transport error text, or empty */
-    char *body;              /* rendered payload when not raw (owned), else NULL */
+    struct buf response; /* first attempts.body_max bytes of the response body */
+    char error[256];     /* transport error text, or empty */
+    char *body;          /* rendered payload when not raw (owned), else NULL */
     size_t body_len;
-    char *message;           /* message-field: the string that is signed (owned) */
+    char *message; /* message-field: the string that is signed (owned) */
     size_t message_len;
 
     /* Set by the worker for the record that follows the attempt. */

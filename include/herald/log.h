@@ -32,14 +32,14 @@ void log_write(enum log_level level, const char *mod, const char *fmt, ...)
 void log_vwrite(enum log_level level, const char *mod, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
-#define LOG_AT(level, mod, ...)                                                \
-    do {                                                                       \
-        if ((level) >= log_threshold)                                          \
-            log_write((level), (mod), __VA_ARGS__);                            \
+#define LOG_AT(level, mod, ...)                                                                    \
+    do {                                                                                           \
+        if ((level) >= log_threshold)                                                              \
+            log_write((level), (mod), __VA_ARGS__);                                                \
     } while (0)
 #define log_debug(mod, ...) LOG_AT(LOG_LEVEL_DEBUG, mod, __VA_ARGS__)
-#define log_info(mod, ...) LOG_AT(LOG_LEVEL_INFO, mod, __VA_ARGS__)
-#define log_warn(mod, ...) LOG_AT(LOG_LEVEL_WARN, mod, __VA_ARGS__)
+#define log_info(mod, ...)  LOG_AT(LOG_LEVEL_INFO, mod, __VA_ARGS__)
+#define log_warn(mod, ...)  LOG_AT(LOG_LEVEL_WARN, mod, __VA_ARGS__)
 #define log_error(mod, ...) LOG_AT(LOG_LEVEL_ERROR, mod, __VA_ARGS__)
 
 #endif

@@ -16,7 +16,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LOOP_READ 1
+#define LOOP_READ  1
 #define LOOP_WRITE 2
 
 struct loop;

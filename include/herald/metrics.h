@@ -18,25 +18,25 @@
 #include "herald/event.h"
 #include "herald/retry.h"
 
-#define METRICS_STATUS_CLASSES 6 /* none, 1xx..5xx */
+#define METRICS_STATUS_CLASSES  6 /* none, 1xx..5xx */
 #define METRICS_LATENCY_BUCKETS 14
-#define METRICS_DLQ_REASON_MAP(XX)                                             \
-    XX(POISON, "poison_event")                                                 \
-    XX(EXHAUSTED, "max_attempts_exhausted")                                    \
-    XX(REFUSED, "target_refused")                                              \
-    XX(UNRENDERABLE, "payload_unrenderable")                                   \
-    XX(GONE, "endpoint_gone")                                                  \
-    XX(ABORTED, "aborted_by_receiver")                                         \
-    XX(SUB_DELETED, "subscription_deleted")                                    \
-    XX(SUB_DISABLED, "subscription_disabled")                                  \
-    XX(BAD_RETRY, "invalid_retry_record")                                     \
+#define METRICS_DLQ_REASON_MAP(XX)                                                                 \
+    XX(POISON, "poison_event")                                                                     \
+    XX(EXHAUSTED, "max_attempts_exhausted")                                                        \
+    XX(REFUSED, "target_refused")                                                                  \
+    XX(UNRENDERABLE, "payload_unrenderable")                                                       \
+    XX(GONE, "endpoint_gone")                                                                      \
+    XX(ABORTED, "aborted_by_receiver")                                                             \
+    XX(SUB_DELETED, "subscription_deleted")                                                        \
+    XX(SUB_DISABLED, "subscription_disabled")                                                      \
+    XX(BAD_RETRY, "invalid_retry_record")                                                          \
     XX(TOO_LARGE, "record_too_large")
 
 enum metrics_dlq_reason {
 #define XX(id, name) METRICS_DLQ_##id,
     METRICS_DLQ_REASON_MAP(XX)
 #undef XX
-    METRICS_DLQ_COUNT
+        METRICS_DLQ_COUNT
 };
 
 #define METRICS_OUTCOMES 5 /* delivered, retry, dead_lettered, gone, deferred */
@@ -70,7 +70,7 @@ struct metrics {
 extern struct metrics metrics;
 
 #define METRIC_ADD(field, n) __atomic_add_fetch(&metrics.field, (n), __ATOMIC_RELAXED)
-#define METRIC_INC(field) METRIC_ADD(field, 1)
+#define METRIC_INC(field)    METRIC_ADD(field, 1)
 #define METRIC_SET(field, v) __atomic_store_n(&metrics.field, (v), __ATOMIC_RELAXED)
 
 const char *metrics_dlq_reason_name(enum metrics_dlq_reason r);

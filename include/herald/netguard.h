@@ -16,19 +16,19 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define NETGUARD_CLASS_MAP(XX)                                                 \
-    XX(PUBLIC, "public")                                                       \
-    XX(LOOPBACK, "loopback")                                                   \
-    XX(UNSPECIFIED, "unspecified")                                             \
-    XX(PRIVATE, "private")                                                     \
-    XX(LINK_LOCAL, "link-local")                                               \
-    XX(METADATA, "cloud-metadata")                                             \
-    XX(CGNAT, "shared-address-space")                                          \
-    XX(MULTICAST, "multicast")                                                 \
-    XX(BROADCAST, "broadcast")                                                 \
-    XX(RESERVED, "reserved")                                                   \
-    XX(BENCHMARK, "benchmarking")                                              \
-    XX(DOCUMENTATION, "documentation")                                         \
+#define NETGUARD_CLASS_MAP(XX)                                                                     \
+    XX(PUBLIC, "public")                                                                           \
+    XX(LOOPBACK, "loopback")                                                                       \
+    XX(UNSPECIFIED, "unspecified")                                                                 \
+    XX(PRIVATE, "private")                                                                         \
+    XX(LINK_LOCAL, "link-local")                                                                   \
+    XX(METADATA, "cloud-metadata")                                                                 \
+    XX(CGNAT, "shared-address-space")                                                              \
+    XX(MULTICAST, "multicast")                                                                     \
+    XX(BROADCAST, "broadcast")                                                                     \
+    XX(RESERVED, "reserved")                                                                       \
+    XX(BENCHMARK, "benchmarking")                                                                  \
+    XX(DOCUMENTATION, "documentation")                                                             \
     XX(OTHER, "non-global")
 
 enum netguard_class {

@@ -20,11 +20,11 @@
 #include <stdint.h>
 
 struct offsets {
-    int64_t *off;     /* ring of tracked offsets, oldest first */
+    int64_t *off; /* ring of tracked offsets, oldest first */
     unsigned char *done;
     size_t cap, head, count;
-    int64_t next;     /* one past the highest offset tracked; -1 before the first */
-    size_t pending;   /* tracked offsets not yet settled */
+    int64_t next;   /* one past the highest offset tracked; -1 before the first */
+    size_t pending; /* tracked offsets not yet settled */
 };
 
 void offsets_init(struct offsets *o);

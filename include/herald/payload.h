@@ -19,10 +19,10 @@
 
 #include "herald/buf.h"
 
-#define PAYLOAD_MODE_MAP(XX)                                                   \
-    XX(RAW, "raw")                                                             \
-    XX(COMPACT, "compact")                                                     \
-    XX(DATA, "data")                                                           \
+#define PAYLOAD_MODE_MAP(XX)                                                                       \
+    XX(RAW, "raw")                                                                                 \
+    XX(COMPACT, "compact")                                                                         \
+    XX(DATA, "data")                                                                               \
     XX(MESSAGE, "message")
 
 enum payload_mode {

@@ -24,7 +24,7 @@
 struct retry_policy {
     int64_t schedule[RETRY_MAX_TIERS]; /* delay before attempt 2, 3, ... */
     size_t nschedule;
-    int64_t tiers[RETRY_MAX_TIERS];    /* distinct delays, ascending */
+    int64_t tiers[RETRY_MAX_TIERS]; /* distinct delays, ascending */
     size_t ntiers;
     int jitter_pct;
 };
@@ -49,10 +49,10 @@ struct attempt_result {
     int64_t retry_after_ms; /* parsed Retry-After, -1 when absent or unusable */
 };
 
-#define RETRY_VERDICT_MAP(XX)                                                  \
-    XX(DELIVERED, "delivered")                                                 \
-    XX(RETRY, "retry")                                                         \
-    XX(GIVE_UP, "dead_lettered")                                               \
+#define RETRY_VERDICT_MAP(XX)                                                                      \
+    XX(DELIVERED, "delivered")                                                                     \
+    XX(RETRY, "retry")                                                                             \
+    XX(GIVE_UP, "dead_lettered")                                                                   \
     XX(GONE, "gone")
 
 enum retry_verdict {
@@ -96,20 +96,20 @@ int retry_parse_after(const char *value, int64_t now_ms, int64_t *delay_ms);
  * consumed; the job's state travels in these headers, so the topics stay
  * readable with any Kafka tool.
  */
-#define RETRY_H_EVENT_ID "herald-event-id"
-#define RETRY_H_SUB "herald-subscription"
-#define RETRY_H_TENANT "herald-tenant"
-#define RETRY_H_ATTEMPT "herald-attempt"
-#define RETRY_H_FIRST_AT "herald-first-attempt-at"
-#define RETRY_H_DUE_AT "herald-due-at"
-#define RETRY_H_LAST_STATUS "herald-last-status"
-#define RETRY_H_LAST_ERROR "herald-last-error"
-#define RETRY_H_REASON "herald-reason"
-#define RETRY_H_DETAIL "herald-detail"
-#define RETRY_H_SRC_TOPIC "herald-source-topic"
+#define RETRY_H_EVENT_ID      "herald-event-id"
+#define RETRY_H_SUB           "herald-subscription"
+#define RETRY_H_TENANT        "herald-tenant"
+#define RETRY_H_ATTEMPT       "herald-attempt"
+#define RETRY_H_FIRST_AT      "herald-first-attempt-at"
+#define RETRY_H_DUE_AT        "herald-due-at"
+#define RETRY_H_LAST_STATUS   "herald-last-status"
+#define RETRY_H_LAST_ERROR    "herald-last-error"
+#define RETRY_H_REASON        "herald-reason"
+#define RETRY_H_DETAIL        "herald-detail"
+#define RETRY_H_SRC_TOPIC     "herald-source-topic"
 #define RETRY_H_SRC_PARTITION "herald-source-partition"
-#define RETRY_H_SRC_OFFSET "herald-source-offset"
-#define RETRY_H_MANUAL "herald-manual"
+#define RETRY_H_SRC_OFFSET    "herald-source-offset"
+#define RETRY_H_MANUAL        "herald-manual"
 /* Dead letters too large for Kafka carry no body; this says how large it was. */
 #define RETRY_H_BODY_OMITTED "herald-body-omitted"
 
@@ -117,9 +117,9 @@ struct retry_record {
     const char *event_id;
     const char *sub_id;
     const char *tenant;
-    int attempt;          /* the attempt number the record carries */
-    int64_t first_at_ms;  /* wall time of attempt 1 */
-    int64_t due_at_ms;    /* wall time the next attempt is due; 0 for dead letters */
+    int attempt;         /* the attempt number the record carries */
+    int64_t first_at_ms; /* wall time of attempt 1 */
+    int64_t due_at_ms;   /* wall time the next attempt is due; 0 for dead letters */
     long last_status;
     const char *last_error; /* may be NULL */
     const char *reason;     /* dead letters only, else NULL */

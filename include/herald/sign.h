@@ -16,20 +16,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIGN_SCHEME_MAP(XX)                                                    \
-    XX(STANDARD_WEBHOOKS, "standard-webhooks")                                 \
-    XX(STANDARD_WEBHOOKS_ED25519, "standard-webhooks-ed25519")                 \
-    XX(HMAC_SHA256_HEX, "hmac-sha256-hex")                                     \
-    XX(HMAC_SHA256_BASE64, "hmac-sha256-base64")                               \
-    XX(TIMESTAMPED, "timestamped")                                             \
-    XX(MESSAGE_FIELD, "message-field")                                         \
+#define SIGN_SCHEME_MAP(XX)                                                                        \
+    XX(STANDARD_WEBHOOKS, "standard-webhooks")                                                     \
+    XX(STANDARD_WEBHOOKS_ED25519, "standard-webhooks-ed25519")                                     \
+    XX(HMAC_SHA256_HEX, "hmac-sha256-hex")                                                         \
+    XX(HMAC_SHA256_BASE64, "hmac-sha256-base64")                                                   \
+    XX(TIMESTAMPED, "timestamped")                                                                 \
+    XX(MESSAGE_FIELD, "message-field")                                                             \
     XX(NONE, "none")
 
 enum sign_scheme {
 #define XX(id, name) SIGN_##id,
     SIGN_SCHEME_MAP(XX)
 #undef XX
-    SIGN_SCHEME_COUNT
+        SIGN_SCHEME_COUNT
 };
 
 /* "standard-webhooks" -> SIGN_STANDARD_WEBHOOKS; 0 or HERALD_EINVAL. */
@@ -44,7 +44,7 @@ const char *sign_default_header(enum sign_scheme scheme);
 struct sign_key {
     unsigned char *bytes; /* HMAC key, or the Ed25519 private key (seed) */
     size_t len;
-    void *hmac;           /* HMAC schemes: a keyed EVP_MAC_CTX, re-initialised per request */
+    void *hmac; /* HMAC schemes: a keyed EVP_MAC_CTX, re-initialised per request */
 };
 
 /*
@@ -63,11 +63,11 @@ void sign_key_release(struct sign_key *key);
 
 /* What one request's signature covers. */
 struct sign_input {
-    const char *msg_id;     /* webhook-id: the event id */
-    int64_t timestamp;      /* unix seconds, fresh for every attempt */
-    const char *body;       /* the exact bytes sent */
+    const char *msg_id; /* webhook-id: the event id */
+    int64_t timestamp;  /* unix seconds, fresh for every attempt */
+    const char *body;   /* the exact bytes sent */
     size_t body_len;
-    const char *message;    /* message-field: the "message" string's bytes */
+    const char *message; /* message-field: the "message" string's bytes */
     size_t message_len;
 };
 

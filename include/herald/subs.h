@@ -22,9 +22,9 @@
 #include "herald/payload.h"
 #include "herald/sign.h"
 
-#define SUBS_ID_MAX 128
-#define SUBS_URL_MAX 2048
-#define SUBS_MAX_EVENTS 256
+#define SUBS_ID_MAX      128
+#define SUBS_URL_MAX     2048
+#define SUBS_MAX_EVENTS  256
 #define SUBS_MAX_SECRETS 10
 #define SUBS_MAX_HEADERS 32
 
@@ -47,10 +47,10 @@ struct sub {
     enum payload_mode payload;
     struct kv *headers;
     size_t nheaders;
-    int max_attempts;    /* 0: delivery.max_attempts */
-    int64_t timeout_ms;  /* 0: delivery.timeout */
-    int max_in_flight;   /* 0: delivery.max_in_flight_per_endpoint */
-    int rate_limit;      /* 0: delivery.rate_limit_per_s, which may also be 0 (unlimited) */
+    int max_attempts;   /* 0: delivery.max_attempts */
+    int64_t timeout_ms; /* 0: delivery.timeout */
+    int max_in_flight;  /* 0: delivery.max_in_flight_per_endpoint */
+    int rate_limit;     /* 0: delivery.rate_limit_per_s, which may also be 0 (unlimited) */
 };
 
 /*

@@ -577,8 +577,8 @@ static void test_escaped_nul_in_identifiers(void **state)
         struct event *ev = NULL;
         enum event_reject r = EVENT_REJECT_NONE;
         char why[128];
-        int rc = event_parse(cases[i].json, strlen(cases[i].json), NULL, 0, 1 << 20, &ev, &r,
-                             why, sizeof(why));
+        int rc = event_parse(cases[i].json, strlen(cases[i].json), NULL, 0, 1 << 20, &ev, &r, why,
+                             sizeof(why));
         assert_int_equal(rc, cases[i].rc);
         if (rc) {
             assert_int_equal(r, EVENT_REJECT_BAD_ID);
@@ -610,12 +610,18 @@ static void test_event_new(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_body_bytes_exact),
-        cmocka_unit_test(test_parse_rejects),    cmocka_unit_test(test_parse_empty),
-        cmocka_unit_test(test_parse_size_limit), cmocka_unit_test(test_ident_lengths),
-        cmocka_unit_test(test_key_with_nul),     cmocka_unit_test(test_reject_names),
-        cmocka_unit_test(test_parse_time),       cmocka_unit_test(test_check_ident),
-        cmocka_unit_test(test_refcount),         cmocka_unit_test(test_event_new),
+        cmocka_unit_test(test_parse_valid),
+        cmocka_unit_test(test_body_bytes_exact),
+        cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_parse_empty),
+        cmocka_unit_test(test_parse_size_limit),
+        cmocka_unit_test(test_ident_lengths),
+        cmocka_unit_test(test_key_with_nul),
+        cmocka_unit_test(test_reject_names),
+        cmocka_unit_test(test_parse_time),
+        cmocka_unit_test(test_check_ident),
+        cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_event_new),
         cmocka_unit_test(test_escaped_nul_in_identifiers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
