@@ -1055,12 +1055,17 @@ void dispatch_cancel_all(struct dispatch *d)
     /* In-flight requests: detach them from the multi handle and hand the jobs back. */
     while (d->active) {
         struct xfer *x = d->active;
+        struct job *job = x->job;
+        struct endpoint *ep = x->ep;
         active_unlink(d, x);
         curl_multi_remove_handle(d->multi, x->easy);
-        x->ep->in_flight--;
-        d->in_flight--;
-        defer_job(d, x->ep, x->job, 0, "shutting down");
         xfer_put(d, x);
+        d->in_flight--;
+        /* An active request always has both; the check keeps the analyzer's proof local. */
+        if (ep)
+            ep->in_flight--;
+        if (job)
+            defer_job(d, ep, job, 0, "shutting down");
     }
     map_iter_init(&it, &d->endpoints);
     while ((me = map_iter_next(&it))) {

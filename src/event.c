@@ -240,7 +240,7 @@ static const char *member_str(const cJSON *obj, const char *name, int *present)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, name);
     *present = m != NULL && !cJSON_IsNull(m);
-    return cJSON_IsString(m) ? m->valuestring : NULL;
+    return m && cJSON_IsString(m) ? m->valuestring : NULL;
 }
 
 int event_parse(const char *value, size_t len, const char *key, size_t key_len, size_t max_bytes,

@@ -173,7 +173,7 @@ int metrics_render(struct buf *b)
             LOAD(metrics.retries_consumed));
     buf_appends(b, "# HELP herald_events_rejected_total Poison events dead-lettered, by reason.\n"
                    "# TYPE herald_events_rejected_total counter\n");
-    for (int r = 1; r < 16 && r <= EVENT_REJECT_BAD_TIMESTAMP; r++)
+    for (int r = EVENT_REJECT_NONE + 1; r < EVENT_REJECT_COUNT; r++)
         buf_appendf(b, "herald_events_rejected_total{reason=\"%s\"} %llu\n",
                     event_reject_name((enum event_reject)r),
                     (unsigned long long)LOAD(metrics.events_rejected[r]));

@@ -150,7 +150,8 @@ static int hexval(unsigned char c)
 /* The code unit of the four hex digits at p (already validated). */
 static unsigned hex4(const unsigned char *p)
 {
-    return (unsigned)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+    return (unsigned)hexval(p[0]) << 12 | (unsigned)hexval(p[1]) << 8 |
+           (unsigned)hexval(p[2]) << 4 | (unsigned)hexval(p[3]);
 }
 
 /* Length of the well-formed UTF-8 sequence at p (Unicode Table 3-7), or 0. */

@@ -473,8 +473,9 @@ static int parse_doc(const cJSON *root, struct sub *sub, struct verr *e)
                 return refuse(e, f, "herald sets this header itself");
             if (!cJSON_IsString(it) || !is_header_value(it->valuestring))
                 return refuse(e, f, "must be a string without CR, LF or NUL");
+            /* Every key below nheaders was set by dup_str; the analyzer cannot see it. */
             for (size_t j = 0; j < sub->nheaders; j++)
-                if (strcasecmp(sub->headers[j].key, it->string) == 0)
+                if (sub->headers[j].key && strcasecmp(sub->headers[j].key, it->string) == 0)
                     return refuse(e, f, "duplicate header");
             if ((rc = dup_str(&sub->headers[sub->nheaders].key, it->string)))
                 return rc;

@@ -1166,7 +1166,6 @@ static void commit_final(struct worker *w)
     struct map_iter it;
     struct map_entry *me;
     int64_t deadline = clock_mono_ms() + FINAL_COMMIT_MS;
-    int rc;
 
     map_iter_init(&it, &w->parts);
     while ((me = map_iter_next(&it))) {
@@ -1176,7 +1175,7 @@ static void commit_final(struct worker *w)
             rd_kafka_topic_partition_list_add(l, w->topics[p->topic].name, p->partition)->offset =
                 c;
     }
-    while (l->cnt > 0 && (rc = consumer_commit(w->consumer, l)) == HERALD_ESTATE &&
+    while (l->cnt > 0 && consumer_commit(w->consumer, l) == HERALD_ESTATE &&
            clock_mono_ms() < deadline)
         consumer_serve(w->consumer, 250);
     rd_kafka_topic_partition_list_destroy(l);
@@ -1216,7 +1215,6 @@ int worker_run(const struct config *cfg)
     struct dispatch_opts dopts = {0};
     char err[512] = "";
     sigset_t mask;
-    int rc;
 
     memset(&w, 0, sizeof(w));
     w.cfg = cfg;
@@ -1254,8 +1252,8 @@ int worker_run(const struct config *cfg)
         log_error("worker", "%s", err);
         goto out;
     }
-    if ((rc = redis_new(w.loop, cfg->redis_url, cfg->redis_timeout_ms, 100000, &w.redis)) ||
-        (rc = redis_new(w.loop, cfg->redis_url, cfg->redis_timeout_ms, 16, &w.redis_sub))) {
+    if (redis_new(w.loop, cfg->redis_url, cfg->redis_timeout_ms, 100000, &w.redis) ||
+        redis_new(w.loop, cfg->redis_url, cfg->redis_timeout_ms, 16, &w.redis_sub)) {
         log_error("worker", "invalid value for \"redis.url\"");
         w.exit_code = 2;
         goto out;

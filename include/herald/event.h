@@ -41,6 +41,7 @@ enum event_reject {
 #define XX(id, name) EVENT_REJECT_##id,
     EVENT_REJECT_MAP(XX)
 #undef XX
+        EVENT_REJECT_COUNT
 };
 
 const char *event_reject_name(enum event_reject r);

@@ -44,7 +44,7 @@ enum metrics_dlq_reason {
 struct metrics {
     uint64_t events_consumed;
     uint64_t retries_consumed;
-    uint64_t events_rejected[16]; /* by enum event_reject */
+    uint64_t events_rejected[EVENT_REJECT_COUNT];
     uint64_t events_unmatched;
     uint64_t deliveries[METRICS_OUTCOMES][METRICS_STATUS_CLASSES];
     uint64_t latency_buckets[METRICS_LATENCY_BUCKETS];
