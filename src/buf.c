@@ -103,62 +103,49 @@ int buf_appendf(struct buf *b, const char *fmt, ...)
     return 0;
 }
 
+/* The two-character JSON escape of c, or NULL when it has none. */
+static const char *short_escape(unsigned char c)
+{
+    switch (c) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    default:
+        return NULL;
+    }
+}
+
 int buf_append_json_str(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t start = b->len; /* a refused append leaves the buffer as it was */
+    size_t start = b->len;
+
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t elen = 0;
+        const char *esc = short_escape(c);
         int rc;
 
-        switch (c) {
-        case '"':
-            esc[0] = '\\';
-            esc[1] = '"';
-            elen = 2;
-            break;
-        case '\\':
-            esc[0] = '\\';
-            esc[1] = '\\';
-            elen = 2;
-            break;
-        case '\b':
-            esc[0] = '\\';
-            esc[1] = 'b';
-            elen = 2;
-            break;
-        case '\f':
-            esc[0] = '\\';
-            esc[1] = 'f';
-            elen = 2;
-            break;
-        case '\n':
-            esc[0] = '\\';
-            esc[1] = 'n';
-            elen = 2;
-            break;
-        case '\r':
-            esc[0] = '\\';
-            esc[1] = 'r';
-            elen = 2;
-            break;
-        case '\t':
-            esc[0] = '\\';
-            esc[1] = 't';
-            elen = 2;
-            break;
-        default:
-            if (c < 0x20) {
-                memcpy(esc, "\\u00", 4);
-                esc[4] = hex[c >> 4];
-                esc[5] = hex[c & 0xf];
-                elen = 6;
-            }
+        if (esc) {
+            rc = buf_append(b, esc, 2);
+        } else if (c < 0x20) {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xf]};
+            rc = buf_append(b, u, sizeof(u));
+        } else {
+            rc = buf_appendc(b, (char)c);
         }
-        rc = elen ? buf_append(b, esc, elen) : buf_appendc(b, (char)c);
         if (rc) {
+            /* All or nothing: never leave half a string in the buffer. */
             b->len = start;
             if (b->data)
                 b->data[start] = '\0';
