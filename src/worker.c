@@ -261,6 +261,19 @@ static void origin_release(struct worker *w, struct origin *o)
         origin_settled(w, o);
 }
 
+/*
+ * When herald cannot even record that it owes work (out of memory), the
+ * origin keeps a reference that is never released: its offset is never
+ * committed, so the message is consumed again after a restart. Losing the
+ * work by settling the origin anyway is not an option.
+ */
+static void origin_pin(struct origin *o, const char *what)
+{
+    o->pending++;
+    log_error("worker", "out of memory %s; offset %lld stays uncommitted until a restart", what,
+              (long long)o->offset);
+}
+
 static void job_settle(struct worker *w, struct job *job)
 {
     struct origin *o = job->origin;
@@ -395,8 +408,7 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
     struct rec *rec = rec_new(w, w->cfg->dlq_topic, rkm->key ? rkm->key : "", rkm->key_len);
     rd_kafka_headers_t *orig = NULL;
     if (!rec) {
-        /* Unsettled, so the message is consumed again after a restart; nothing is lost. */
-        log_error("worker", "out of memory dead-lettering offset %lld", (long long)rkm->offset);
+        origin_pin(o, "dead-lettering");
         return;
     }
     /* Over event.max_bytes cannot fit a record either: the body stays at its source. */
@@ -408,7 +420,7 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
         rec->value = malloc(rkm->len ? rkm->len : 1);
         if (!rec->value) {
             rec_free(rec);
-            log_error("worker", "out of memory dead-lettering offset %lld", (long long)rkm->offset);
+            origin_pin(o, "dead-lettering");
             return;
         }
         if (rkm->len)
@@ -504,7 +516,7 @@ static void dlq_orphan(struct worker *w, struct event *ev, struct origin *o, con
     if (!rec || !(rec->value = malloc(ev->body_len + 1))) {
         if (rec)
             rec_free(rec);
-        log_error("worker", "out of memory dead-lettering event \"%s\"", ev->id);
+        origin_pin(o, "dead-lettering");
         return;
     }
     memcpy(rec->value, ev->body, ev->body_len);
@@ -583,8 +595,7 @@ static void submit(struct worker *w, struct event *ev, struct sub *sub, struct o
 {
     struct job *job = job_new(ev, sub, o, attempt, first_at, (size_t)w->cfg->attempts_body_max);
     if (!job) {
-        log_error("worker", "out of memory creating a job for event \"%s\"; left unsettled",
-                  ev->id);
+        origin_pin(o, "creating a job");
         return;
     }
     o->pending++;
@@ -636,7 +647,7 @@ static void wait_for_tenant(struct worker *w, struct event *ev, struct origin *o
     }
     if (!wt || !tw || (sub_id && !(wt->sub_id = strdup(sub_id)))) {
         free(wt);
-        log_error("worker", "out of memory queueing event \"%s\"; left unsettled", ev->id);
+        origin_pin(o, "queueing an event for its tenant");
         return;
     }
     wt->ev = event_ref(ev);
@@ -770,8 +781,7 @@ static void handle_event(struct worker *w, rd_kafka_message_t *rkm, struct origi
     rc = event_parse(rkm->payload, rkm->len, rkm->key, rkm->key_len,
                      (size_t)w->cfg->event_max_bytes, &ev, &reject, why, sizeof(why));
     if (rc == HERALD_ENOMEM) {
-        log_error("worker", "out of memory parsing offset %lld; left unsettled",
-                  (long long)rkm->offset);
+        origin_pin(o, "parsing an event");
         return;
     }
     if (rc) {
@@ -808,8 +818,10 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
     /* The tenant travels in a header: the record is keyed by subscription, not tenant. */
     rc = event_parse(rkm->payload, rkm->len, tenant, strlen(tenant), SIZE_MAX, &ev, &reject, why,
                      sizeof(why));
-    if (rc == HERALD_ENOMEM)
+    if (rc == HERALD_ENOMEM) {
+        origin_pin(o, "parsing a retry record");
         return;
+    }
     if (rc) {
         dlq_raw(w, rkm, o, "invalid_retry_record", why, METRICS_DLQ_BAD_RETRY);
         return;
@@ -820,6 +832,7 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
         ev->tenant = strdup(tenant);
         if (!ev->tenant) {
             event_unref(ev);
+            origin_pin(o, "parsing a retry record");
             return;
         }
     }
@@ -833,6 +846,7 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
     if (!held || !(held->sub_id = strdup(sub_id))) {
         free(held);
         event_unref(ev);
+        origin_pin(o, "holding a retry record");
         return;
     }
     held->ev = ev;
