@@ -122,6 +122,7 @@ struct worker {
     struct map parts;
     struct map waiting;
     uint32_t next_epoch;
+    struct origin *pinned; /* never settled after an out-of-memory; freed at exit */
     size_t live_jobs;
     size_t live_recs;
     size_t nwaiters;
@@ -267,9 +268,15 @@ static void origin_release(struct worker *w, struct origin *o)
  * committed, so the message is consumed again after a restart. Losing the
  * work by settling the origin anyway is not an option.
  */
-static void origin_pin(struct origin *o, const char *what)
+static void origin_pin(struct worker *w, struct origin *o, const char *what)
 {
+    /* The extra reference is never released; the worker frees pinned origins at exit. */
     o->pending++;
+    if (!o->pinned) {
+        o->pinned = true;
+        o->next_pinned = w->pinned;
+        w->pinned = o;
+    }
     log_error("worker", "out of memory %s; offset %lld stays uncommitted until a restart", what,
               (long long)o->offset);
 }
@@ -408,7 +415,7 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
     struct rec *rec = rec_new(w, w->cfg->dlq_topic, rkm->key ? rkm->key : "", rkm->key_len);
     rd_kafka_headers_t *orig = NULL;
     if (!rec) {
-        origin_pin(o, "dead-lettering");
+        origin_pin(w, o, "dead-lettering");
         return;
     }
     /* Over event.max_bytes cannot fit a record either: the body stays at its source. */
@@ -420,7 +427,7 @@ static void dlq_raw(struct worker *w, const rd_kafka_message_t *rkm, struct orig
         rec->value = malloc(rkm->len ? rkm->len : 1);
         if (!rec->value) {
             rec_free(rec);
-            origin_pin(o, "dead-lettering");
+            origin_pin(w, o, "dead-lettering");
             return;
         }
         if (rkm->len)
@@ -516,7 +523,7 @@ static void dlq_orphan(struct worker *w, struct event *ev, struct origin *o, con
     if (!rec || !(rec->value = malloc(ev->body_len + 1))) {
         if (rec)
             rec_free(rec);
-        origin_pin(o, "dead-lettering");
+        origin_pin(w, o, "dead-lettering");
         return;
     }
     memcpy(rec->value, ev->body, ev->body_len);
@@ -595,7 +602,7 @@ static void submit(struct worker *w, struct event *ev, struct sub *sub, struct o
 {
     struct job *job = job_new(ev, sub, o, attempt, first_at, (size_t)w->cfg->attempts_body_max);
     if (!job) {
-        origin_pin(o, "creating a job");
+        origin_pin(w, o, "creating a job");
         return;
     }
     o->pending++;
@@ -647,7 +654,7 @@ static void wait_for_tenant(struct worker *w, struct event *ev, struct origin *o
     }
     if (!wt || !tw || (sub_id && !(wt->sub_id = strdup(sub_id)))) {
         free(wt);
-        origin_pin(o, "queueing an event for its tenant");
+        origin_pin(w, o, "queueing an event for its tenant");
         return;
     }
     wt->ev = event_ref(ev);
@@ -781,7 +788,7 @@ static void handle_event(struct worker *w, rd_kafka_message_t *rkm, struct origi
     rc = event_parse(rkm->payload, rkm->len, rkm->key, rkm->key_len,
                      (size_t)w->cfg->event_max_bytes, &ev, &reject, why, sizeof(why));
     if (rc == HERALD_ENOMEM) {
-        origin_pin(o, "parsing an event");
+        origin_pin(w, o, "parsing an event");
         return;
     }
     if (rc) {
@@ -819,7 +826,7 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
     rc = event_parse(rkm->payload, rkm->len, tenant, strlen(tenant), SIZE_MAX, &ev, &reject, why,
                      sizeof(why));
     if (rc == HERALD_ENOMEM) {
-        origin_pin(o, "parsing a retry record");
+        origin_pin(w, o, "parsing a retry record");
         return;
     }
     if (rc) {
@@ -832,7 +839,7 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
         ev->tenant = strdup(tenant);
         if (!ev->tenant) {
             event_unref(ev);
-            origin_pin(o, "parsing a retry record");
+            origin_pin(w, o, "parsing a retry record");
             return;
         }
     }
@@ -846,7 +853,7 @@ static void handle_retry(struct worker *w, rd_kafka_message_t *rkm, struct origi
     if (!held || !(held->sub_id = strdup(sub_id))) {
         free(held);
         event_unref(ev);
-        origin_pin(o, "holding a retry record");
+        origin_pin(w, o, "holding a retry record");
         return;
     }
     held->ev = ev;
@@ -1341,6 +1348,11 @@ out:
     cache_free(w.cache);
     map_release(&w.waiting, waiting_free);
     parts_free(&w);
+    while (w.pinned) {
+        struct origin *o = w.pinned;
+        w.pinned = o->next_pinned;
+        free(o);
+    }
     httpd_stop(w.httpd);
     if (w.signal_fd >= 0)
         close(w.signal_fd);

@@ -28,6 +28,8 @@ struct origin {
     int64_t offset;
     uint32_t epoch; /* the partition's assignment epoch when the message was consumed */
     int pending;    /* jobs and records not yet durable */
+    bool pinned;    /* kept unsettled for good after an out-of-memory */
+    struct origin *next_pinned;
 };
 
 struct job {
